@@ -1,0 +1,5 @@
+"""Routes (stub until written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

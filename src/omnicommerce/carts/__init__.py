@@ -1,0 +1,1 @@
+"""carts context."""

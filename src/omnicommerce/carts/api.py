@@ -1,0 +1,5 @@
+"""carts HTTP routes (stub until written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""carts tables (stub until written)."""

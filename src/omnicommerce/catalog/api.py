@@ -1,0 +1,5 @@
+"""catalog HTTP routes (stub until written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""customers HTTP routes (stub until written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

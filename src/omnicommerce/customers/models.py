@@ -1,0 +1,1 @@
+"""customers tables (stub until written)."""

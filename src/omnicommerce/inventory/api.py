@@ -1,0 +1,5 @@
+"""inventory HTTP routes (stub until written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""inventory tables (stub until written)."""

@@ -1,0 +1,5 @@
+"""orders HTTP routes (stub until written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

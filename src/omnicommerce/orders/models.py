@@ -1,0 +1,1 @@
+"""orders tables (stub until written)."""

@@ -1,0 +1,1 @@
+"""Cross-cutting building blocks: config, database, unit of work, outbox, errors, auth, ids, money."""

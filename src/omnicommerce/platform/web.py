@@ -1,0 +1,116 @@
+"""FastAPI plumbing every context's ``api.py`` uses: the unit of work, the caller, idempotency,
+and cursor pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel, Field
+
+from omnicommerce.platform.auth import Principal, authenticate
+from omnicommerce.platform.config import Settings
+from omnicommerce.platform.db import Database, UnitOfWork
+from omnicommerce.platform.errors import InvalidInput
+from omnicommerce.platform.idempotency import Idempotency
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_uow(db: Annotated[Database, Depends(get_db)]) -> Iterator[UnitOfWork]:
+    with db.uow() as uow:
+        yield uow
+
+
+def get_read_uow(db: Annotated[Database, Depends(get_db)]) -> Iterator[UnitOfWork]:
+    with db.uow(readonly=True) as uow:
+        yield uow
+
+
+UoW = Annotated[UnitOfWork, Depends(get_uow)]
+ReadUoW = Annotated[UnitOfWork, Depends(get_read_uow)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def current_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer API key (omk_…) or customer token")] = None,
+) -> Principal:
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
+    principal = authenticate(settings.secret_key, db.engine.connect, authorization,
+                             cache_seconds=settings.api_key_cache_seconds)
+    request.state.principal = principal
+    return principal
+
+
+def require(*scopes: str) -> Callable[..., Principal]:
+    """A dependency answering 401 without a credential and 403 without every scope."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        for scope in scopes:
+            principal.require(scope)
+        return principal
+
+    dependency.__name__ = "require_" + "_".join(s.replace(":", "_") for s in scopes)
+    return dependency
+
+
+def idempotency(
+    request: Request,
+    principal: Annotated[Principal, Depends(current_principal)],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="Replays the first response for a repeat")
+    ] = None,
+) -> Idempotency:
+    return Idempotency(idempotency_key, f"{principal.id} {request.method} {request.url.path}")
+
+
+IdempotencyKey = Annotated[Idempotency, Depends(idempotency)]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page")
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+class BadCursor(InvalidInput):
+    code = "bad-cursor"
+    title = "Bad cursor"
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise BadCursor("cursor is not one this API returned") from exc
+
+
+def page_of(items: list[T], limit: int, id_of: Callable[[T], str]) -> Page[T]:
+    """Services fetch ``limit + 1`` rows; the extra one tells whether another page exists."""
+    if len(items) > limit:
+        items = items[:limit]
+        return Page[T](items=items, next_cursor=encode_cursor(id_of(items[-1])))
+    return Page[T](items=items, next_cursor=None)

@@ -1,0 +1,1 @@
+"""pricing tables (stub until written)."""
