@@ -1,0 +1,1 @@
+"""The demo retailer: a deterministic, realistic data set for trying the platform."""
