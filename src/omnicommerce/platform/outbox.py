@@ -28,7 +28,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Select
 from sqlalchemy.exc import IntegrityError
 
 from omnicommerce.platform import clock
@@ -113,29 +114,49 @@ class Relay:
         self._handlers[event_type].append((consumer, handler))
 
     def run_once(self, limit: int = 500) -> int:
-        """Deliver up to ``limit`` pending events; returns how many were published."""
-        with self.db.uow() as uow:
-            stmt = (
-                select(outbox.c.seq, outbox.c.id, outbox.c.type, outbox.c.version, outbox.c.subject,
-                       outbox.c.occurred_at, outbox.c.payload)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.seq)
-                .limit(limit)
-            )
-            if uow.dialect == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = uow.conn.execute(stmt).all()
-            for row in rows:
-                env = Envelope(row.id, row.type, row.version, row.subject, row.occurred_at,
-                               orjson.loads(row.payload))
-                for consumer, handler in self._handlers.get(row.type, []):
-                    self._deliver(consumer, handler, env)
-            if rows:
-                uow.conn.execute(
-                    update(outbox).where(outbox.c.seq.in_([r.seq for r in rows])).values(published_at=clock.now())
-                )
-            uow.commit()
+        """Deliver up to ``limit`` pending events; returns how many were published.
+
+        On PostgreSQL the batch is claimed with ``FOR UPDATE SKIP LOCKED`` so several relays can
+        run at once. SQLite has one writer at a time, so there the batch is read, delivered (each
+        handler in its own write transaction) and then marked, without holding a lock throughout.
+        """
+        if self.db.dialect == "postgresql":
+            with self.db.uow() as uow:
+                rows = uow.conn.execute(self._pending(limit).with_for_update(skip_locked=True)).all()
+                self._deliver_all(rows)
+                self._mark_published(uow, rows)
+                uow.commit()
             return len(rows)
+        with self.db.uow(readonly=True) as reader:
+            rows = reader.conn.execute(self._pending(limit)).all()
+        self._deliver_all(rows)
+        with self.db.uow() as uow:
+            self._mark_published(uow, rows)
+            uow.commit()
+        return len(rows)
+
+    @staticmethod
+    def _pending(limit: int) -> Select[Any]:
+        return (
+            select(outbox.c.seq, outbox.c.id, outbox.c.type, outbox.c.version, outbox.c.subject,
+                   outbox.c.occurred_at, outbox.c.payload)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+
+    def _deliver_all(self, rows: Sequence[Row[Any]]) -> None:
+        for row in rows:
+            env = Envelope(row.id, row.type, row.version, row.subject, row.occurred_at, orjson.loads(row.payload))
+            for consumer, handler in self._handlers.get(row.type, []):
+                self._deliver(consumer, handler, env)
+
+    @staticmethod
+    def _mark_published(uow: UnitOfWork, rows: Sequence[Row[Any]]) -> None:
+        if rows:
+            uow.conn.execute(
+                update(outbox).where(outbox.c.seq.in_([r.seq for r in rows])).values(published_at=clock.now())
+            )
 
     def _deliver(self, consumer: str, handler: Handler, env: Envelope) -> None:
         with self.db.uow() as uow:
