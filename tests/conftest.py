@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -101,12 +102,12 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(db: Database, settings: Settings):  # type: ignore[no-untyped-def]
+def app(db: Database, settings: Settings) -> FastAPI:
     return create_app(settings, db=db, run_relay=False)
 
 
 @pytest.fixture
-def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 

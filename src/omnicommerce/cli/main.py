@@ -169,6 +169,14 @@ def bench(
     raise typer.Exit(subprocess.call([sys.executable, str(script), *(args or [])], env=env))
 
 
+@app.command("events-doc")
+def events_doc() -> None:
+    """Print the event catalogue (docs/events.md) generated from the code."""
+    from omnicommerce.api.eventdoc import render
+
+    sys.stdout.write(render())
+
+
 def _find_bench(name: str) -> Path:
     for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
         candidate = root / "bench" / f"{name.replace('-', '_')}.py"
