@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Generic, TypeVar
 
@@ -99,13 +100,19 @@ class BadCursor(InvalidInput):
     title = "Bad cursor"
 
 
+_CURSOR_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
+
+
 def decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadCursor("cursor is not one this API returned") from exc
+    if not _CURSOR_VALUE.fullmatch(decoded):
+        raise BadCursor("cursor is not one this API returned")
+    return decoded
 
 
 def page_of(items: list[T], limit: int, id_of: Callable[[T], str]) -> Page[T]:

@@ -1,0 +1,575 @@
+"""The SQL that matters for stock.
+
+Lock order: every transaction that writes ``stock_levels`` rows touches them in (sku,
+location_id) order, and locks them *before* it touches the ``holds`` on them. Multi-row
+statements whose row order the planner chooses (``UPDATE … FROM``) run only after
+:func:`lock_positions` / :func:`lock_rows` took the row locks in that order, so concurrent
+multi-line reservations cannot deadlock. On SQLite ``FOR UPDATE`` is dropped: ``BEGIN
+IMMEDIATE`` already serialises writers.
+
+The conditional ``UPDATE`` in :func:`try_reserve` is the guard against overselling, whatever
+was read before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    and_,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+    values,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from omnicommerce.inventory.domain import (
+    ChannelRule,
+    Hold,
+    HoldState,
+    LedgerEntry,
+    LocationInfo,
+    RowKey,
+    StockPosition,
+    UnknownLocation,
+)
+from omnicommerce.inventory.models import channel_stock_rules, holds, locations, stock_ledger, stock_levels
+from omnicommerce.platform import clock
+from omnicommerce.platform.auth import Principal
+from omnicommerce.platform.ids import new_id
+
+POSITION_COLUMNS = (
+    stock_levels.c.sku,
+    stock_levels.c.location_id,
+    stock_levels.c.on_hand,
+    stock_levels.c.reserved,
+    stock_levels.c.safety_stock,
+)
+ATP_SQL = stock_levels.c.on_hand - stock_levels.c.reserved - stock_levels.c.safety_stock
+
+
+# --- scoping: the one place that narrows reads to the caller --------------------------------------
+
+
+def in_reach(actor: Principal, location_id: str) -> None:
+    """A location-bound key acts only on its own location; any other is 404, not 403."""
+    if actor.location is not None and actor.location != location_id:
+        raise UnknownLocation(f"location {location_id!r} does not exist")
+
+
+def reach_filter(actor: Principal, col: Any) -> ColumnElement[bool]:
+    return col == actor.location if actor.location is not None else true()
+
+
+# --- locations and channel rules -----------------------------------------------------------------
+
+
+def _location(row: Any) -> LocationInfo:
+    return LocationInfo(
+        id=row.id,
+        kind=row.kind,
+        name=row.name,
+        capabilities=frozenset(row.capabilities.split()),
+        lat=row.lat,
+        lon=row.lon,
+        postal_code=row.postal_code,
+        address_line=row.address_line,
+        city=row.city,
+        country=row.country,
+        active=row.active,
+    )
+
+
+def _location_values(loc: LocationInfo) -> dict[str, Any]:
+    return {
+        "id": loc.id,
+        "name": loc.name,
+        "kind": loc.kind,
+        "address_line": loc.address_line,
+        "city": loc.city,
+        "postal_code": loc.postal_code,
+        "country": loc.country,
+        "lat": loc.lat,
+        "lon": loc.lon,
+        "capabilities": " ".join(sorted(loc.capabilities)),
+        "active": loc.active,
+    }
+
+
+def get_location(conn: Connection, location_id: str) -> LocationInfo:
+    row = conn.execute(select(locations).where(locations.c.id == location_id)).first()
+    if row is None:
+        raise UnknownLocation(f"location {location_id!r} does not exist")
+    return _location(row)
+
+
+def existing_location_ids(conn: Connection, ids: Collection[str]) -> set[str]:
+    return set(conn.execute(select(locations.c.id).where(locations.c.id.in_(list(ids)))).scalars())
+
+
+def list_locations(
+    conn: Connection, actor: Principal, *, after: str | None, limit: int
+) -> list[LocationInfo]:
+    stmt = select(locations).where(reach_filter(actor, locations.c.id)).order_by(locations.c.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(locations.c.id > after)
+    return [_location(r) for r in conn.execute(stmt)]
+
+
+def insert_location(conn: Connection, loc: LocationInfo) -> None:
+    conn.execute(insert(locations).values(**_location_values(loc), created_at=clock.now()))
+
+
+def upsert_locations(conn: Connection, locs: Sequence[LocationInfo]) -> None:
+    rows = [dict(_location_values(loc), created_at=clock.now()) for loc in locs]
+    stmt = _upsert(conn, locations).values(rows)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[locations.c.id],
+            set_={c: stmt.excluded[c] for c in rows[0] if c not in ("id", "created_at")},
+        )
+    )
+
+
+def read_rule(conn: Connection, channel: str) -> ChannelRule:
+    row = conn.execute(select(channel_stock_rules).where(channel_stock_rules.c.channel_id == channel)).first()
+    if row is None:
+        return ChannelRule(channel)
+    return ChannelRule(channel, frozenset(row.visible_locations.split()), row.buffer)
+
+
+def write_rule(conn: Connection, rule: ChannelRule) -> None:
+    stmt = _upsert(conn, channel_stock_rules).values(
+        channel_id=rule.channel,
+        visible_locations=" ".join(sorted(rule.visible)),
+        buffer=rule.buffer,
+        updated_at=clock.now(),
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[channel_stock_rules.c.channel_id],
+            set_={
+                "visible_locations": stmt.excluded.visible_locations,
+                "buffer": stmt.excluded.buffer,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )
+
+
+def _upsert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT with ``on_conflict_do_update`` (both speak ``ON CONFLICT``)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+# --- positions -----------------------------------------------------------------------------------
+
+
+def _position(row: Any) -> StockPosition:
+    return StockPosition(row.sku, row.location_id, row.on_hand, row.reserved, row.safety_stock)
+
+
+def sited_positions(
+    conn: Connection, skus: Collection[str], *, lock: bool
+) -> list[tuple[StockPosition, LocationInfo]]:
+    """Every stock row of ``skus`` with its location, one query; ``lock`` takes the row locks
+    in (sku, location_id) order before anything else in the transaction writes them."""
+    stmt = (
+        select(*POSITION_COLUMNS, *[c for c in locations.c if c.name != "created_at"])
+        .join(locations, locations.c.id == stock_levels.c.location_id)
+        .where(stock_levels.c.sku.in_(sorted(skus)))
+        .order_by(stock_levels.c.sku, stock_levels.c.location_id)
+    )
+    if lock:
+        stmt = stmt.with_for_update(of=stock_levels)
+    return [(_position(r), _location(r)) for r in conn.execute(stmt)]
+
+
+def lock_rows(conn: Connection, keys: Collection[RowKey]) -> dict[RowKey, StockPosition]:
+    """Lock the given rows in (sku, location_id) order and return what they hold now."""
+    if not keys:
+        return {}
+    stmt = (
+        select(*POSITION_COLUMNS)
+        .where(tuple_(stock_levels.c.sku, stock_levels.c.location_id).in_(sorted(keys)))
+        .order_by(stock_levels.c.sku, stock_levels.c.location_id)
+        .with_for_update()
+    )
+    return {(r.sku, r.location_id): _position(r) for r in conn.execute(stmt)}
+
+
+def list_positions(
+    conn: Connection,
+    actor: Principal,
+    *,
+    sku: str | None,
+    location_id: str | None,
+    after: RowKey | None,
+    limit: int,
+) -> list[StockPosition]:
+    stmt = (
+        select(*POSITION_COLUMNS)
+        .where(reach_filter(actor, stock_levels.c.location_id))
+        .order_by(stock_levels.c.sku, stock_levels.c.location_id)
+        .limit(limit)
+    )
+    if sku is not None:
+        stmt = stmt.where(stock_levels.c.sku == sku)
+    if location_id is not None:
+        stmt = stmt.where(stock_levels.c.location_id == location_id)
+    if after is not None:
+        stmt = stmt.where(tuple_(stock_levels.c.sku, stock_levels.c.location_id) > tuple_(*after))
+    return [_position(r) for r in conn.execute(stmt)]
+
+
+# --- reserved: conditional and unconditional moves ----------------------------------------------
+
+
+def _deltas_cte(rows: Iterable[tuple[str, str, int, int]]) -> Any:
+    # A CTE, not ``(VALUES …) AS v(…)``: SQLite accepts column names only on a CTE.
+    return (
+        values(
+            column("sku", String),
+            column("loc", String),
+            column("d", Integer),
+            column("need", Integer),
+            name="v",
+        )
+        .data(sorted(rows))
+        .cte("v")
+    )
+
+
+def try_reserve(conn: Connection, deltas: Mapping[RowKey, int], *, buffer: int) -> set[RowKey]:
+    """One statement for every row: ``reserved += d`` where ``d <= 0`` or ATP (less the
+    channel's buffer) still covers ``d``. Returns the rows that moved; a missing one lost a
+    race or had too little, and the caller must undo the rest (:func:`shift_reserved`)."""
+    rows = [(sku, loc, d, d + buffer) for (sku, loc), d in deltas.items() if d != 0]
+    if not rows:
+        return set()
+    v = _deltas_cte(rows)
+    stmt = (
+        update(stock_levels)
+        .where(
+            stock_levels.c.sku == v.c.sku,
+            stock_levels.c.location_id == v.c.loc,
+            or_(v.c.d <= 0, v.c.need <= ATP_SQL),
+        )
+        .values(
+            reserved=stock_levels.c.reserved + v.c.d,
+            version=stock_levels.c.version + 1,
+            updated_at=clock.now(),
+        )
+        .returning(stock_levels.c.sku, stock_levels.c.location_id)
+        .add_cte(v)
+    )
+    return {(r.sku, r.location_id) for r in conn.execute(stmt)}
+
+
+def shift_reserved(conn: Connection, deltas: Mapping[RowKey, int]) -> None:
+    """Unconditional ``reserved += d`` (releases, expiry, undo); rows must already be locked."""
+    rows = [(sku, loc, d, 0) for (sku, loc), d in deltas.items() if d != 0]
+    if not rows:
+        return
+    v = _deltas_cte(rows)
+    conn.execute(
+        update(stock_levels)
+        .where(stock_levels.c.sku == v.c.sku, stock_levels.c.location_id == v.c.loc)
+        .values(
+            reserved=stock_levels.c.reserved + v.c.d,
+            version=stock_levels.c.version + 1,
+            updated_at=clock.now(),
+        )
+        .add_cte(v)
+    )
+
+
+# --- on hand ---------------------------------------------------------------------------------------
+
+
+def add_on_hand(
+    conn: Connection, deltas: Mapping[RowKey, int], *, guard_atp: bool = False
+) -> dict[RowKey, StockPosition]:
+    """``on_hand += d`` per row in one upsert, rows in lock order; a missing row is created.
+
+    With ``guard_atp`` a decrease applies only where ATP covers it; a row left out of the
+    result did not move, and a created row shows a negative ``on_hand`` — both are for the
+    caller to refuse (it rolls back)."""
+    rows = [
+        {
+            "sku": sku,
+            "location_id": loc,
+            "on_hand": d,
+            "reserved": 0,
+            "safety_stock": 0,
+            "version": 1,
+            "updated_at": clock.now(),
+        }
+        for (sku, loc), d in sorted(deltas.items())
+    ]
+    stmt = _upsert(conn, stock_levels).values(rows)
+    where = or_(stmt.excluded.on_hand >= 0, -stmt.excluded.on_hand <= ATP_SQL) if guard_atp else None
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[stock_levels.c.sku, stock_levels.c.location_id],
+        set_={
+            "on_hand": stock_levels.c.on_hand + stmt.excluded.on_hand,
+            "version": stock_levels.c.version + 1,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        where=where,
+    ).returning(*POSITION_COLUMNS)
+    return {(r.sku, r.location_id): _position(r) for r in conn.execute(stmt)}
+
+
+def set_levels(conn: Connection, levels: Mapping[RowKey, tuple[int, int | None]]) -> None:
+    """Absolute ``on_hand`` (and ``safety_stock`` when given) per row, one upsert per shape."""
+    for with_safety in (False, True):
+        rows = [
+            {
+                "sku": sku,
+                "location_id": loc,
+                "on_hand": on_hand,
+                "reserved": 0,
+                "safety_stock": safety or 0,
+                "version": 1,
+                "updated_at": clock.now(),
+            }
+            for (sku, loc), (on_hand, safety) in sorted(levels.items())
+            if (safety is not None) == with_safety
+        ]
+        if not rows:
+            continue
+        stmt = _upsert(conn, stock_levels).values(rows)
+        set_: dict[str, Any] = {
+            "on_hand": stmt.excluded.on_hand,
+            "version": stock_levels.c.version + 1,
+            "updated_at": stmt.excluded.updated_at,
+        }
+        if with_safety:
+            set_["safety_stock"] = stmt.excluded.safety_stock
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[stock_levels.c.sku, stock_levels.c.location_id], set_=set_
+            )
+        )
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+HOLD_COLUMNS = (
+    holds.c.id,
+    holds.c.owner_id,
+    holds.c.sku,
+    holds.c.location_id,
+    holds.c.quantity,
+    holds.c.state,
+    holds.c.expires_at,
+    holds.c.order_id,
+)
+
+
+def _hold(row: Any) -> Hold:
+    return Hold(
+        row.id,
+        row.owner_id,
+        row.sku,
+        row.location_id,
+        row.quantity,
+        HoldState(row.state),
+        row.expires_at,
+        row.order_id,
+    )
+
+
+def owner_holds(conn: Connection, owner_id: str, states: Collection[HoldState]) -> list[Hold]:
+    stmt = (
+        select(*HOLD_COLUMNS)
+        .where(holds.c.owner_id == owner_id, holds.c.state.in_(list(states)))
+        .order_by(holds.c.sku, holds.c.location_id, holds.c.id)
+    )
+    return [_hold(r) for r in conn.execute(stmt)]
+
+
+def insert_holds(conn: Connection, new: Sequence[Hold]) -> None:
+    if not new:
+        return
+    now = clock.now()
+    conn.execute(
+        insert(holds),
+        [
+            {
+                "id": h.id,
+                "owner_id": h.owner_id,
+                "sku": h.sku,
+                "location_id": h.location_id,
+                "quantity": h.quantity,
+                "state": h.state.value,
+                "order_id": h.order_id,
+                "expires_at": h.expires_at,
+                "version": 1,
+                "created_at": now,
+            }
+            for h in new
+        ],
+    )
+
+
+def transition(
+    conn: Connection, ids: Collection[str], *, from_state: HoldState, to_state: HoldState, **changes: Any
+) -> set[str]:
+    """Compare-and-set on state for many holds at once; returns the ids that moved."""
+    if not ids:
+        return set()
+    stmt = (
+        update(holds)
+        .where(holds.c.id.in_(sorted(ids)), holds.c.state == from_state.value)
+        .values(state=to_state.value, version=holds.c.version + 1, **changes)
+        .returning(holds.c.id)
+    )
+    return set(conn.execute(stmt).scalars())
+
+
+def expire_due(
+    conn: Connection,
+    now: datetime,
+    *,
+    rows: Collection[RowKey] | None = None,
+    ids: Collection[str] | None = None,
+    except_owner: str | None = None,
+) -> list[Hold]:
+    """Mark due holds expired — the state predicate makes each hold expire once, whoever
+    races — then give their units back. The caller holds the row locks of what it passes."""
+    cond = [holds.c.state == HoldState.HELD.value, holds.c.expires_at < now]
+    if rows is not None:
+        cond.append(tuple_(holds.c.sku, holds.c.location_id).in_(sorted(rows)))
+    if ids is not None:
+        cond.append(holds.c.id.in_(sorted(ids)))
+    if except_owner is not None:
+        cond.append(holds.c.owner_id != except_owner)
+    stmt = (
+        update(holds)
+        .where(*cond)
+        .values(state=HoldState.EXPIRED.value, version=holds.c.version + 1)
+        .returning(*HOLD_COLUMNS)
+    )
+    expired = [_hold(r) for r in conn.execute(stmt)]
+    shift_reserved(conn, _negated_units(expired))
+    return expired
+
+
+def due_hold_rows(conn: Connection, now: datetime, limit: int) -> list[tuple[str, RowKey]]:
+    stmt = (
+        select(holds.c.id, holds.c.sku, holds.c.location_id)
+        .where(holds.c.state == HoldState.HELD.value, holds.c.expires_at < now)
+        .order_by(holds.c.expires_at, holds.c.id)
+        .limit(limit)
+    )
+    return [(r.id, (r.sku, r.location_id)) for r in conn.execute(stmt)]
+
+
+def _negated_units(items: Iterable[Hold]) -> dict[RowKey, int]:
+    out: dict[RowKey, int] = {}
+    for h in items:
+        out[h.key] = out.get(h.key, 0) - h.quantity
+    return out
+
+
+def reserved_vs_holds(conn: Connection) -> list[tuple[str, str, int, int]]:
+    """(sku, location_id, reserved, units in held+committed holds) where the two differ."""
+    held = (
+        select(holds.c.sku, holds.c.location_id, func.sum(holds.c.quantity).label("units"))
+        .where(holds.c.state.in_([HoldState.HELD.value, HoldState.COMMITTED.value]))
+        .group_by(holds.c.sku, holds.c.location_id)
+        .subquery()
+    )
+    units = func.coalesce(held.c.units, 0)
+    stmt = (
+        select(stock_levels.c.sku, stock_levels.c.location_id, stock_levels.c.reserved, units)
+        .outerjoin(
+            held, and_(held.c.sku == stock_levels.c.sku, held.c.location_id == stock_levels.c.location_id)
+        )
+        .where(stock_levels.c.reserved != units)
+        .order_by(stock_levels.c.sku, stock_levels.c.location_id)
+    )
+    return [(r[0], r[1], r[2], int(r[3])) for r in conn.execute(stmt)]
+
+
+def orphan_hold_rows(conn: Connection) -> list[tuple[str, str, int]]:
+    """Holds reserving units on a row that does not exist (drift the join above cannot see)."""
+    stmt = (
+        select(holds.c.sku, holds.c.location_id, func.sum(holds.c.quantity))
+        .outerjoin(
+            stock_levels,
+            and_(stock_levels.c.sku == holds.c.sku, stock_levels.c.location_id == holds.c.location_id),
+        )
+        .where(
+            holds.c.state.in_([HoldState.HELD.value, HoldState.COMMITTED.value]), stock_levels.c.sku.is_(None)
+        )
+        .group_by(holds.c.sku, holds.c.location_id)
+    )
+    return [(r[0], r[1], int(r[2])) for r in conn.execute(stmt)]
+
+
+# --- ledger --------------------------------------------------------------------------------------
+
+
+def append_ledger(conn: Connection, entries: Sequence[LedgerEntry]) -> None:
+    """Append-only: one multi-row INSERT, never an UPDATE or DELETE."""
+    if not entries:
+        return
+    now = clock.now()
+    conn.execute(
+        insert(stock_ledger),
+        [
+            {
+                "id": new_id("led"),
+                "sku": e.sku,
+                "location_id": e.location_id,
+                "delta_on_hand": e.delta_on_hand,
+                "delta_reserved": e.delta_reserved,
+                "reason": e.reason,
+                "reference": e.reference,
+                "note": e.note,
+                "actor": e.actor,
+                "at": now,
+            }
+            for e in entries
+        ],
+    )
+
+
+def list_ledger(
+    conn: Connection,
+    actor: Principal,
+    *,
+    sku: str | None,
+    location_id: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Row[Any]]:
+    stmt = (
+        select(stock_ledger)
+        .where(reach_filter(actor, stock_ledger.c.location_id))
+        .order_by(stock_ledger.c.id)
+        .limit(limit)
+    )
+    if sku is not None:
+        stmt = stmt.where(stock_ledger.c.sku == sku)
+    if location_id is not None:
+        stmt = stmt.where(stock_ledger.c.location_id == location_id)
+    if after is not None:
+        stmt = stmt.where(stock_ledger.c.id > after)
+    return list(conn.execute(stmt))
