@@ -145,11 +145,19 @@ def serve(
         console.print("[yellow]SQLite serialises writers; use PostgreSQL (OMNI_DATABASE_URL) for --workers > 1[/]")
     upgrade(settings.database_url)
     if with_demo:
-        from omnicommerce.demo.loader import demo_admin_key, is_loaded, load_demo
+        from omnicommerce.demo.loader import demo_keys, is_loaded, load_demo
 
         if not is_loaded(settings):
             _print_demo_summary(load_demo(settings, seed=42, customers=2000, orders=4000, console=console))
-        console.print(f"demo admin key: [bold]{demo_admin_key(settings)}[/]")
+        keys = Table("demo API key", "secret (new on every start)", title="Try it")
+        issued = demo_keys(settings)
+        for name, secret in issued.items():
+            keys.add_row(name, secret)
+        console.print(keys)
+        env_file = Path("omnicommerce-demo-keys.env")
+        env_file.write_text("".join(f"{n.upper().replace('-', '_')}={s}\n" for n, s in issued.items()))
+        env_file.chmod(0o600)
+        console.print(f"(also written to {env_file}: `source {env_file}` for the README tour)")
     console.print(f"[green]Omnicommerce[/] on {_redact(settings.database_url)}")
     console.print(f"  API docs:  http://{host}:{port}/docs")
     console.print(f"  OpenAPI:   http://{host}:{port}/openapi.json")

@@ -119,9 +119,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.__class__.__name__)
-        return problem(503, "service-unavailable", "Service unavailable",
-                       "The database is unavailable; retry shortly.", request.url.path)
+        # Connection loss, lock timeouts and deadlock victims alike: nothing was committed, retry is safe.
+        log.warning("database operational error: %s", type(exc.orig).__name__)
+        response = problem(503, "service-unavailable", "Service unavailable",
+                           "The database could not complete the request; nothing was changed. Retry shortly.",
+                           request.url.path)
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
