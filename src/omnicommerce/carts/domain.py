@@ -1,0 +1,166 @@
+"""Cart rules: statuses, fulfillment choice, what a cart demands of inventory, hand-off codes.
+
+Pure Python: no SQLAlchemy, FastAPI or I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from omnicommerce.platform.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+
+OPEN = "open"
+CHECKING_OUT = "checking_out"
+COMPLETED = "completed"
+MERGED = "merged"
+ABANDONED = "abandoned"
+ACTIVE = (OPEN, CHECKING_OUT)  # a customer has at most one cart in these states
+
+# No 0/O, 1/I/L: codes are read aloud at a till and typed by hand.
+HANDOFF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+HANDOFF_CODE_LENGTH = 8
+QR_PREFIX = "omni:cart:"
+MAX_LINE_QUANTITY = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Cart:
+    id: str
+    channel: str
+    customer_id: str | None
+    email: str | None
+    currency: str
+    status: str
+    location_id: str | None
+    fulfillment: dict[str, Any] | None
+    coupon_codes: tuple[str, ...]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    lines: dict[str, int] = field(default_factory=dict)  # sku -> quantity, only when loaded
+
+    @property
+    def effective_fulfillment(self) -> dict[str, Any] | None:
+        """The chosen fulfillment; a store-bound cart without one is a carry-out from that store."""
+        if self.fulfillment is not None:
+            return self.fulfillment
+        if self.location_id is not None:
+            return {"type": "pickup", "location_id": self.location_id}
+        return None
+
+    @property
+    def stock_location(self) -> str | None:
+        """Where the cart's units are held: the pickup store, else the store the cart is bound to."""
+        f = self.fulfillment
+        if f is not None and f.get("type") == "pickup":
+            return str(f["location_id"])
+        return self.location_id
+
+    @property
+    def capability(self) -> str:
+        f = self.effective_fulfillment
+        return "pickup" if f is not None and f.get("type") == "pickup" else "ship"
+
+
+def apply_quantity(lines: Mapping[str, int], sku: str, quantity: int, *, add: bool) -> dict[str, int]:
+    """The cart's lines after setting (or adding to) one SKU; a total of 0 removes the line."""
+    out = dict(lines)
+    total = out.get(sku, 0) + quantity if add else quantity
+    if total < 0:
+        raise InvalidInput("quantity cannot make a line negative")
+    if total > MAX_LINE_QUANTITY:
+        raise InvalidInput(f"at most {MAX_LINE_QUANTITY} units of one SKU per cart")
+    if total == 0:
+        out.pop(sku, None)
+    else:
+        out[sku] = total
+    return out
+
+
+def merged_lines(into: Mapping[str, int], extra: Mapping[str, int]) -> dict[str, int]:
+    out = dict(into)
+    for sku, qty in extra.items():
+        out[sku] = out.get(sku, 0) + qty
+    return out
+
+
+def new_handoff_code() -> str:
+    return "".join(secrets.choice(HANDOFF_ALPHABET) for _ in range(HANDOFF_CODE_LENGTH))
+
+
+def normalize_code(raw: str) -> str:
+    """Accept the QR payload or the code as typed (any case, spaces or dashes)."""
+    code = raw.strip()
+    if code.startswith(QR_PREFIX):
+        code = code[len(QR_PREFIX) :]
+    return "".join(ch for ch in code.upper() if ch not in " -")
+
+
+def hash_code(code: str) -> str:
+    # Codes are short-lived and single-use; a hash keeps a database reader from claiming carts.
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class CartNotFound(NotFound):
+    code = "cart-not-found"
+    title = "Cart not found"
+
+
+class CartNotOpen(Conflict):
+    code = "cart-not-open"
+    title = "Cart is not open"
+
+
+class CartChanged(Conflict):
+    code = "cart-changed"
+    title = "Cart changed concurrently; reload and retry"
+
+
+class UnknownSku(InvalidInput):
+    code = "unknown-sku"
+    title = "Unknown SKU"
+
+
+class SkuNotListed(InvalidInput):
+    code = "sku-not-listed"
+    title = "SKU not sold on this channel"
+
+
+class EmptyCart(Conflict):
+    code = "cart-empty"
+    title = "Cart is empty"
+
+
+class FulfillmentRequired(Conflict):
+    code = "fulfillment-required"
+    title = "Choose shipping or pickup first"
+
+
+class HandoffCodeInvalid(NotFound):
+    code = "handoff-code-invalid"
+    title = "Unknown hand-off code"
+
+
+class HandoffCodeUsed(Conflict):
+    code = "handoff-code-used"
+    title = "Hand-off code already used"
+
+
+class HandoffCodeExpired(DomainError):
+    code = "handoff-code-expired"
+    status = 410
+    title = "Hand-off code expired"
+
+
+class ClaimNotAllowed(Forbidden):
+    code = "claim-not-allowed"
+    title = "Only a store or call-center credential can claim a cart"

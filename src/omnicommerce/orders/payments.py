@@ -1,0 +1,183 @@
+"""Payment providers: the interface checkout talks to, and the built-in ``test`` gateway.
+
+Only provider tokens cross this boundary — never a card number or CVV. Every call carries an
+idempotency key: retrying a call with its key replays the first outcome, which is what lets a
+crashed or timed-out checkout resume without charging twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from omnicommerce.orders.domain import check_payment_token
+from omnicommerce.orders.models import payment_test_charges as charges
+from omnicommerce.platform import clock
+from omnicommerce.platform.db import Database
+from omnicommerce.platform.ids import new_id
+
+PaymentStatus = Literal[
+    "authorized",
+    "captured",
+    "declined",
+    "insufficient_funds",
+    "error",
+    "voided",
+    "refunded",
+    "not_found",
+]
+SUCCESS = frozenset({"authorized", "captured"})
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    status: PaymentStatus
+    reference: str | None
+    amount: int
+
+
+class ProviderTimeout(Exception):
+    """No answer in time. The gateway may have acted: void by the same idempotency key."""
+
+
+class ProviderError(Exception):
+    """The gateway answered with an error (not a decline)."""
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def authorize(
+        self, amount: int, currency: str, token: str, idempotency_key: str, capture: bool
+    ) -> PaymentResult:
+        """Authorize (``capture=True``: a sale) ``amount`` minor units against ``token``."""
+        ...
+
+    def capture(self, reference: str, idempotency_key: str) -> PaymentResult: ...
+
+    def void(self, reference: str | None, idempotency_key: str) -> PaymentResult:
+        """Cancel a charge by its reference or, when the authorize call gave no answer, by the
+        idempotency key that authorize was called with."""
+        ...
+
+    def refund(self, reference: str, amount: int, idempotency_key: str) -> PaymentResult: ...
+
+
+# Token → outcome of the test gateway; other tok_ tokens are declined like unknown cards.
+_TEST_OUTCOMES: dict[str, str] = {
+    "tok_visa": "ok",
+    "tok_success": "ok",
+    "tok_mastercard": "ok",
+    "tok_decline": "declined",
+    "tok_insufficient_funds": "insufficient_funds",
+    "tok_timeout": "timeout",
+}
+
+
+class TestPaymentProvider:
+    """A tokenizing gateway simulator with its own table, so it is idempotent across processes.
+
+    Each call runs in its own short transaction, as a remote gateway would commit on its side
+    regardless of what the caller's transaction does.
+    """
+
+    __test__ = False  # not a pytest class
+    name = "test"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def authorize(
+        self, amount: int, currency: str, token: str, idempotency_key: str, capture: bool
+    ) -> PaymentResult:
+        check_payment_token(token)
+        outcome = _TEST_OUTCOMES.get(token, "declined")
+        status = ("captured" if capture else "authorized") if outcome in ("ok", "timeout") else outcome
+        result, fresh = self._record(
+            idempotency_key, kind="charge", parent=None, status=status, amount=amount, currency=currency
+        )
+        if outcome == "timeout" and fresh:  # the first call times out; a retry by key sees what happened
+            raise ProviderTimeout("test gateway: no answer (the charge was recorded)")
+        return result
+
+    def capture(self, reference: str, idempotency_key: str) -> PaymentResult:
+        return self._change(reference, None, frm=("authorized",), to="captured")
+
+    def void(self, reference: str | None, idempotency_key: str) -> PaymentResult:
+        return self._change(reference, idempotency_key, frm=("authorized", "captured"), to="voided")
+
+    def refund(self, reference: str, amount: int, idempotency_key: str) -> PaymentResult:
+        with self.db.engine.begin() as conn:
+            charge = conn.execute(select(charges).where(charges.c.reference == reference)).first()
+            if charge is None:
+                return PaymentResult("not_found", None, 0)
+            currency = charge.currency
+        self._change(reference, None, frm=("captured",), to="refunded")
+        return self._record(
+            idempotency_key,
+            kind="refund",
+            parent=reference,
+            status="refunded",
+            amount=amount,
+            currency=currency,
+        )[0]
+
+    def _record(
+        self, key: str, *, kind: str, parent: str | None, status: str, amount: int, currency: str
+    ) -> tuple[PaymentResult, bool]:
+        """The operation recorded under ``key``, and whether this call recorded it."""
+        now = clock.now()
+        try:
+            with self.db.engine.begin() as conn:
+                if (row := _by_key(conn, key)) is not None:
+                    return _result(row), False  # a retry: replay the first outcome
+                conn.execute(
+                    insert(charges).values(
+                        idempotency_key=key,
+                        reference=new_id("tch"),
+                        kind=kind,
+                        parent_reference=parent,
+                        status=status,
+                        amount=amount,
+                        currency=currency,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                return _result(_by_key(conn, key)), True
+        except IntegrityError:  # a concurrent call with the same key won
+            with self.db.engine.begin() as conn:
+                return _result(_by_key(conn, key)), False
+
+    def _change(
+        self, reference: str | None, key: str | None, *, frm: tuple[str, ...], to: str
+    ) -> PaymentResult:
+        with self.db.engine.begin() as conn:
+            where = charges.c.reference == reference if reference else charges.c.idempotency_key == key
+            conn.execute(
+                update(charges)
+                .where(where, charges.c.kind == "charge", charges.c.status.in_(frm))
+                .values(status=to, updated_at=clock.now())
+            )
+            row = conn.execute(select(charges).where(where)).first()
+        return PaymentResult("not_found", None, 0) if row is None else _result(row)
+
+
+def _by_key(conn: Connection, key: str) -> Row | None:
+    return conn.execute(select(charges).where(charges.c.idempotency_key == key)).first()
+
+
+def _result(row: Row | None) -> PaymentResult:
+    assert row is not None
+    return PaymentResult(row.status, row.reference, row.amount)
+
+
+def provider_for(db: Database, name: str = "test") -> PaymentProvider:
+    """The configured provider; ``test`` is the only one shipped."""
+    if name != "test":
+        raise ValueError(f"unknown payment provider {name!r}")
+    return TestPaymentProvider(db)

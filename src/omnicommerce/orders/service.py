@@ -1,0 +1,393 @@
+"""Order use cases. Each takes a unit of work and never commits.
+
+Workflows that call the payment provider between transactions live in ``checkout.py``; they
+call the functions here for the transactional parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import Any
+
+from omnicommerce.carts import service as carts
+from omnicommerce.carts.domain import Cart
+from omnicommerce.catalog import service as catalog
+from omnicommerce.inventory import service as inventory
+from omnicommerce.orders import repository as repo
+from omnicommerce.orders.domain import (
+    Action,
+    HistoricalOrder,
+    Order,
+    OrderChanged,
+    OrderLine,
+    OrderNotFound,
+    Payment,
+    Status,
+    StoreKeyRequired,
+    new_order_number,
+    next_status,
+)
+from omnicommerce.orders.events import (
+    OrderCancelled,
+    OrderCompleted,
+    OrderPaid,
+    OrderPlaced,
+    OrderRefunded,
+)
+from omnicommerce.platform import clock
+from omnicommerce.platform.auth import Principal
+from omnicommerce.platform.channels import get_channel
+from omnicommerce.platform.db import UnitOfWork
+from omnicommerce.platform.ids import new_id
+from omnicommerce.platform.web import decode_cursor
+from omnicommerce.pricing import service as pricing
+from omnicommerce.pricing.domain import Quote, QuoteLine
+
+IMPORT_BATCH = 500
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def get_order(uow: UnitOfWork, actor: Principal, order_id: str) -> Order:
+    order = repo.get(uow.conn, order_id, actor=actor)
+    if order is None:
+        raise OrderNotFound(f"no order {order_id!r}")
+    return order
+
+
+def order_for_cart(uow: UnitOfWork, cart_id: str) -> Order | None:
+    """The order a cart checked out into, if any (a cart checks out once)."""
+    return repo.by_cart(uow.conn, cart_id)
+
+
+def list_orders(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    channel: str | None = None,
+    customer_id: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> list[Order]:
+    """Newest first, scoped to the caller; returns up to ``limit + 1`` (the extra one = more follow)."""
+    return repo.search(
+        uow.conn,
+        actor,
+        channel=channel,
+        customer_id=customer_id,
+        status=status,
+        since=since,
+        before_id=decode_cursor(cursor),
+        limit=limit + 1,
+    )
+
+
+def customer_orders(
+    uow: UnitOfWork, actor: Principal, customer_id: str, *, cursor: str | None = None, limit: int = 50
+) -> list[Order]:
+    """Every channel's orders of one customer; a customer reaches only its own (else 404)."""
+    if actor.is_customer and actor.customer_id != customer_id:
+        raise OrderNotFound(f"no customer {customer_id!r}")
+    return list_orders(uow, actor, customer_id=customer_id, cursor=cursor, limit=limit)
+
+
+# --- creating ----------------------------------------------------------------------------------
+
+
+def quote_lines(
+    uow: UnitOfWork,
+    *,
+    channel: str,
+    lines: Mapping[str, int],
+    customer_id: str | None = None,
+    coupon_codes: Sequence[str] = (),
+) -> Quote:
+    currency = get_channel(uow.conn, channel).currency
+    return pricing.quote(
+        uow,
+        channel=channel,
+        currency=currency,
+        lines=[QuoteLine(sku=s, quantity=q) for s, q in lines.items()],
+        customer_id=customer_id,
+        coupon_codes=coupon_codes,
+    )
+
+
+def place_checkout_order(uow: UnitOfWork, *, cart: Cart, quote: Quote, payment: Payment) -> Order | None:
+    """Tx B of checkout: cart → completed, holds → allocations, coupons redeemed, order ``paid``.
+
+    ``None`` when another attempt on the same cart (same payment) already completed it. Raises
+    InsufficientStock / CouponExhausted: the caller voids the payment and reopens the cart.
+    """
+    if not carts.finish_checkout(uow, cart_id=cart.id, version=cart.version):
+        return None
+    fulfillment = cart.effective_fulfillment
+    order = _new_order(
+        uow,
+        channel=cart.channel,
+        location_id=cart.location_id,
+        customer_id=cart.customer_id,
+        email=cart.email,
+        cart_id=cart.id,
+        quote=quote,
+        fulfillment=fulfillment,
+        payment=payment,
+        status=Status.PAID,
+    )
+    inventory.commit(
+        uow,
+        owner_id=cart.id,
+        order_id=order.id,
+        demand=cart.lines,
+        channel=cart.channel,
+        location_id=cart.stock_location,
+        capability=cart.capability,
+    )
+    if quote.coupon_codes:
+        pricing.redeem_coupons(uow, codes=quote.coupon_codes, order_id=order.id)
+    order = _insert(uow, order, source="checkout", statuses=[Status.PLACED, Status.PAID], actor="checkout")
+    uow.emit(OrderPlaced(**_facts(order), cart_id=cart.id, skus=[ln.sku for ln in order.lines]))
+    uow.emit(OrderPaid(**_facts(order), payment_method=payment.method, payment_reference=payment.reference))
+    return order
+
+
+def require_store_key(actor: Principal) -> str:
+    """A store sale is recorded by that store's POS key; returns the store's location id."""
+    if actor.is_customer or actor.location is None or actor.channel is None:
+        raise StoreKeyRequired("record store sales with a POS key bound to a channel and a store")
+    return actor.location
+
+
+def record_store_sale(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    lines: Mapping[str, int],
+    quote: Quote,
+    payment: Payment,
+    customer_id: str | None,
+    email: str | None,
+) -> Order:
+    """A carry-out sale at a till, recorded after the fact: placed → paid → completed at once."""
+    location = require_store_key(actor)
+    assert actor.channel is not None
+    order = _new_order(
+        uow,
+        channel=actor.channel,
+        location_id=location,
+        customer_id=customer_id,
+        email=email,
+        cart_id=None,
+        quote=quote,
+        fulfillment={"type": "carry_out", "location_id": location},
+        payment=payment,
+        status=Status.COMPLETED,
+    )
+    inventory.record_sale(uow, location_id=location, lines=dict(lines), order_id=order.id)
+    order = _insert(
+        uow,
+        order,
+        source="store_sale",
+        statuses=[Status.PLACED, Status.PAID, Status.COMPLETED],
+        actor=actor.id,
+    )
+    uow.emit(OrderPlaced(**_facts(order), skus=[ln.sku for ln in order.lines]))
+    uow.emit(OrderPaid(**_facts(order), payment_method=payment.method, payment_reference=payment.reference))
+    uow.emit(OrderCompleted(**_facts(order)))
+    return order
+
+
+def _new_order(
+    uow: UnitOfWork,
+    *,
+    channel: str,
+    location_id: str | None,
+    customer_id: str | None,
+    email: str | None,
+    cart_id: str | None,
+    quote: Quote,
+    fulfillment: dict[str, Any] | None,
+    payment: Payment,
+    status: Status,
+) -> Order:
+    names = catalog.get_variants(uow, [pl.sku for pl in quote.lines])
+    lines = [
+        OrderLine(
+            sku=pl.sku,
+            name=_name(names.get(pl.sku), pl.sku),
+            quantity=pl.quantity,
+            unit_price=pl.unit_price,
+            subtotal=pl.subtotal,
+            discount=pl.total - pl.subtotal,
+            total=pl.total,
+            adjustments=[asdict(a) for a in pl.adjustments],
+        )
+        for pl in quote.lines
+    ]
+    now = clock.now()
+    return Order(
+        id=new_id("ord"),
+        number=new_order_number(),
+        channel=channel,
+        location_id=location_id,
+        customer_id=customer_id,
+        email=email,
+        cart_id=cart_id,
+        status=status,
+        version=1,
+        currency=quote.currency,
+        subtotal=quote.subtotal,
+        discount_total=quote.discount_total,
+        total=quote.total,
+        fulfillment=fulfillment,
+        payment=payment,
+        placed_at=now,
+        created_at=now,
+        lines=lines,
+    )
+
+
+def _name(info: Any, sku: str) -> str:
+    if info is None:
+        return sku
+    return (
+        f"{info.product_name} — {info.name}"
+        if info.name and info.name != info.product_name
+        else info.product_name
+    )
+
+
+def _insert(uow: UnitOfWork, order: Order, *, source: str, statuses: list[Status], actor: str) -> Order:
+    """The order with its lines and its history up to ``statuses[-1]``, at version len - 1."""
+    order = replace(order, version=len(statuses) - 1)
+    history = [
+        {
+            "order_id": order.id,
+            "seq": i,
+            "from_status": statuses[i - 1] if i else None,
+            "to_status": s,
+            "actor": actor,
+            "at": order.created_at,
+        }
+        for i, s in enumerate(statuses)
+    ]
+    repo.insert_orders(uow.conn, [order], source=source, history=history)
+    return order
+
+
+# --- changing ----------------------------------------------------------------------------------
+
+
+def check_action(uow: UnitOfWork, actor: Principal, order_id: str, action: Action) -> Order:
+    """The order, if ``action`` is legal for it now (IllegalTransition otherwise)."""
+    order = get_order(uow, actor, order_id)
+    next_status(order.status, action)
+    return order
+
+
+def cancel_order(uow: UnitOfWork, actor: Principal, order: Order, *, payment_status: str) -> Order:
+    """Cancel (payment already voided/refunded by the caller) and release the order's stock."""
+    order = _transition(uow, actor, order, Action.CANCEL, payment_status=payment_status)
+    inventory.release(uow, owner_id=order.cart_id or order.id, reason="order-cancelled")
+    uow.emit(OrderCancelled(**_facts(order), payment_status=payment_status))
+    return order
+
+
+def refund_order(uow: UnitOfWork, actor: Principal, order: Order, *, payment_status: str) -> Order:
+    """Mark refunded after the provider refunded the full total (returns of goods are separate)."""
+    order = _transition(uow, actor, order, Action.REFUND, payment_status=payment_status)
+    uow.emit(OrderRefunded(**_facts(order), refunded_amount=order.total))
+    return order
+
+
+def _transition(uow: UnitOfWork, actor: Principal, order: Order, action: Action, **values: Any) -> Order:
+    to = next_status(order.status, action)
+    if not repo.transition(
+        uow.conn,
+        order.id,
+        version=order.version,
+        from_status=order.status,
+        to_status=to,
+        actor=actor.id,
+        **values,
+    ):
+        raise OrderChanged(f"order {order.id!r} changed; reload and retry")
+    payment = replace(order.payment, status=values.get("payment_status", order.payment.status))
+    return replace(order, status=to, version=order.version + 1, payment=payment)
+
+
+# --- bulk --------------------------------------------------------------------------------------
+
+
+def import_orders(uow: UnitOfWork, orders: list[HistoricalOrder]) -> int:
+    """Historical orders (demo loader): completed, no stock movement, no events; multi-row inserts."""
+    for start in range(0, len(orders), IMPORT_BATCH):
+        batch = [_historical(h) for h in orders[start : start + IMPORT_BATCH]]
+        history = [
+            {
+                "order_id": o.id,
+                "seq": 0,
+                "from_status": None,
+                "to_status": Status.COMPLETED,
+                "actor": "import",
+                "at": o.placed_at,
+            }
+            for o in batch
+        ]
+        repo.insert_orders(uow.conn, batch, source="import", history=history)
+    return len(orders)
+
+
+def _historical(h: HistoricalOrder) -> Order:
+    lines = [
+        OrderLine(
+            sku=ln.sku,
+            name=ln.name,
+            quantity=ln.quantity,
+            unit_price=ln.unit_price,
+            subtotal=ln.unit_price * ln.quantity,
+            discount=ln.discount,
+            total=ln.unit_price * ln.quantity + ln.discount,
+        )
+        for ln in h.lines
+    ]
+    subtotal = sum(ln.subtotal for ln in lines)
+    discount = sum(ln.discount for ln in lines)
+    return Order(
+        id=new_id("ord"),
+        number=new_order_number(),
+        channel=h.channel,
+        location_id=h.location_id,
+        customer_id=h.customer_id,
+        email=h.email,
+        cart_id=None,
+        status=Status.COMPLETED,
+        version=0,
+        currency=h.currency,
+        subtotal=subtotal,
+        discount_total=discount,
+        total=subtotal + discount,
+        fulfillment=None,
+        payment=Payment(None, "imported", None, "captured"),
+        placed_at=h.placed_at,
+        created_at=h.placed_at,
+        lines=lines,
+    )
+
+
+def _facts(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.id,
+        "number": order.number,
+        "channel": order.channel,
+        "location_id": order.location_id,
+        "customer_id": order.customer_id,
+        "currency": order.currency,
+        "subtotal": order.subtotal,
+        "discount_total": order.discount_total,
+        "total": order.total,
+    }
