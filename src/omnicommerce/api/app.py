@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import import_module
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import text
 
 import omnicommerce
@@ -64,18 +67,35 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.state.db = db
     app.state.relay = relay
     install_handlers(app)
-    app.middleware("http")(_request_id)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(_health_router())
     for module in CONTEXT_ROUTERS:
         app.include_router(import_module(module).router, prefix="/api/v1")
     return app
 
 
-async def _request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    response = await call_next(request)
-    response.headers["X-Request-Id"] = request_id[:64]
-    return response
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
+class RequestIdMiddleware:
+    """Echo or mint ``X-Request-Id`` (plain ASGI: BaseHTTPMiddleware costs a task per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def _health_router() -> APIRouter:

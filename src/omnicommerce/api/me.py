@@ -25,7 +25,7 @@ class CustomerTokenRequired(Forbidden):
     title = "These endpoints are for a signed-in customer"
 
 
-def require_customer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_customer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not principal.is_customer or principal.customer_id is None:
         raise CustomerTokenRequired("call /me with a customer access token, not an API key")
     return principal

@@ -19,17 +19,22 @@ from omnicommerce.platform.errors import InvalidInput
 from omnicommerce.platform.idempotency import Idempotency
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are ``async def`` where they do no blocking I/O, so FastAPI runs them on the event
+# loop instead of hopping to the thread pool for each one; only the route itself runs in a thread.
+
+
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
 def get_uow(db: Annotated[Database, Depends(get_db)]) -> Iterator[UnitOfWork]:
+    # Sync: leaving may roll back (I/O), which must not block the event loop.
     with db.uow() as uow:
         yield uow
 
@@ -44,7 +49,7 @@ ReadUoW = Annotated[UnitOfWork, Depends(get_read_uow)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer API key (omk_…) or customer token")] = None,
 ) -> Principal:
@@ -53,6 +58,7 @@ def current_principal(
         return cached
     settings: Settings = request.app.state.settings
     db: Database = request.app.state.db
+    # Customer JWTs and cached API keys cost no I/O; only an uncached key is looked up.
     principal = authenticate(settings.secret_key, db.engine.connect, authorization,
                              cache_seconds=settings.api_key_cache_seconds)
     request.state.principal = principal
@@ -62,7 +68,7 @@ def current_principal(
 def require(*scopes: str) -> Callable[..., Principal]:
     """A dependency answering 401 without a credential and 403 without every scope."""
 
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         for scope in scopes:
             principal.require(scope)
         return principal
@@ -71,7 +77,7 @@ def require(*scopes: str) -> Callable[..., Principal]:
     return dependency
 
 
-def idempotency(
+async def idempotency(
     request: Request,
     principal: Annotated[Principal, Depends(current_principal)],
     idempotency_key: Annotated[

@@ -1,0 +1,197 @@
+"""``omni bench checkout``: the full checkout flow over HTTP on PostgreSQL, next to pgbench.
+
+Per flow, five requests through the real API over loopback: create a cart for a customer e-mail
+with a shipping address, add a line, choose the fulfillment, check out with a payment token,
+read the order back. Run with 8 and 32 concurrent clients for a fixed window against
+``omni serve --workers 2``; in the same run, ``pgbench -b tpcb-like -c 8 -j 2`` on the same server
+gives the baseline. Also: SQL statements per flow (counted in-process on the same database) and
+available-to-promise latency for one SKU across every location.
+
+    omni bench checkout [--seconds 20] [--clients 8,32] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import percentile, pgbench_tps, scratch_database, server  # noqa: E402
+
+ADDRESS = {"name": "Bench Shopper", "line1": "1 Loop Plaza", "city": "Chicago", "postal_code": "60603",
+           "country": "US"}
+
+
+@dataclass
+class Run:
+    clients: int
+    seconds: float
+    flows: int = 0
+    failures: int = 0
+    flow_ms: list[float] = field(default_factory=list)
+    request_ms: list[float] = field(default_factory=list)
+
+    @property
+    def per_s(self) -> float:
+        return self.flows / self.seconds
+
+
+def prepare(database_url: str) -> tuple[dict[str, str], list[str]]:
+    """Demo retailer in the scratch database; returns demo keys and SKUs sellable on the web."""
+    from omnicommerce.demo.data import generate
+    from omnicommerce.demo.loader import demo_keys, load_demo
+    from omnicommerce.platform import clock
+    from omnicommerce.platform.config import Settings
+    from omnicommerce.platform.migrate import upgrade
+
+    settings = Settings(database_url=database_url)
+    upgrade(database_url)
+    load_demo(settings, seed=7, customers=500, orders=500)
+    retailer = generate(7, customers=500, orders=500, now=clock.now())
+    skus = [v.sku for p in retailer.products if "web" not in p.hidden_channels for v in p.variants]
+    return demo_keys(settings), skus
+
+
+def count_statements(database_url: str, key: str, sku: str) -> int:
+    """One full flow through the app in-process, counting every SQL statement it sends."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from omnicommerce.api.app import create_app
+    from omnicommerce.platform.config import Settings
+    from omnicommerce.platform.db import Database
+
+    db = Database(database_url, pool_size=2)
+    app = create_app(Settings(database_url=database_url), db=db, run_relay=False)
+    counted: list[str] = []
+    with TestClient(app) as client:
+        flow_sync(client, key, sku)  # warm caches (API key, channel) as a running server has them
+        event.listen(db.engine, "before_cursor_execute", lambda *args: counted.append(args[2]))
+        flow_sync(client, key, sku)
+    db.dispose()
+    return len(counted)
+
+
+def flow_sync(client: object, key: str, sku: str) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    c = client  # TestClient
+    cart = c.post("/api/v1/carts", json={"email": f"s-{uuid.uuid4().hex[:12]}@example.com"},  # type: ignore
+                  headers=headers).json()
+    c.post(f"/api/v1/carts/{cart['id']}/lines", json={"sku": sku, "quantity": 1}, headers=headers)  # type: ignore
+    c.put(f"/api/v1/carts/{cart['id']}/fulfillment", json={"type": "ship", "address": ADDRESS},  # type: ignore
+          headers=headers)
+    order = c.post(f"/api/v1/carts/{cart['id']}/checkout", json={"payment_token": "tok_visa"},  # type: ignore
+                   headers=headers | {"Idempotency-Key": uuid.uuid4().hex}).json()
+    c.get(f"/api/v1/orders/{order['id']}", headers=headers)  # type: ignore
+
+
+async def flow(client: httpx.AsyncClient, key: str, sku: str, run: Run) -> bool:
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def call(method: str, url: str, **kw: object) -> httpx.Response:
+        started = time.perf_counter()
+        res = await client.request(method, url, headers=headers | kw.pop("extra", {}), **kw)  # type: ignore
+        run.request_ms.append((time.perf_counter() - started) * 1000)
+        return res
+
+    res = await call("POST", "/api/v1/carts", json={"email": f"s-{uuid.uuid4().hex[:12]}@example.com"})
+    if res.status_code not in (200, 201):
+        return False
+    cart_id = res.json()["id"]
+    res = await call("POST", f"/api/v1/carts/{cart_id}/lines", json={"sku": sku, "quantity": 1})
+    if res.status_code != 200:
+        return False
+    res = await call("PUT", f"/api/v1/carts/{cart_id}/fulfillment", json={"type": "ship", "address": ADDRESS})
+    if res.status_code != 200:
+        return False
+    res = await call("POST", f"/api/v1/carts/{cart_id}/checkout", json={"payment_token": "tok_visa"},
+                     extra={"Idempotency-Key": uuid.uuid4().hex})
+    if res.status_code != 201:
+        return False
+    res = await call("GET", f"/api/v1/orders/{res.json()['id']}")
+    return res.status_code == 200
+
+
+async def drive(base: str, key: str, skus: list[str], clients: int, seconds: float) -> Run:
+    run = Run(clients, seconds)
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                ok = await flow(client, key, rng.choice(skus), run)
+                if ok:
+                    run.flows += 1
+                    run.flow_ms.append((time.perf_counter() - started) * 1000)
+                else:
+                    run.failures += 1
+
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    return run
+
+
+def atp_latency(base: str, key: str, sku: str, n: int = 300) -> tuple[float, float]:
+    timings = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10) as client:
+        for i in range(n + 20):
+            started = time.perf_counter()
+            res = client.get("/api/v1/availability", params={"sku": sku, "channel": "web"})
+            res.raise_for_status()
+            if i >= 20:  # warm-up
+                timings.append((time.perf_counter() - started) * 1000)
+    return percentile(timings, 50), percentile(timings, 99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0, help="window per concurrency level")
+    parser.add_argument("--clients", default="8,32", help="comma-separated concurrency levels")
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
+    args = parser.parse_args()
+    levels = [int(c) for c in args.clients.split(",")]
+
+    print(f"pgbench -b tpcb-like -c 8 -j 2 -T {args.pgbench_seconds} (same server) …", flush=True)
+    tps = pgbench_tps(seconds=args.pgbench_seconds)
+    print(f"  pgbench_tps = {tps:.1f}")
+    with scratch_database("omni_bench_checkout") as (_, url):
+        print("loading the demo retailer …", flush=True)
+        keys, skus = prepare(url)
+        web_key = keys["demo-web-storefront"]
+        statements = count_statements(url, web_key, skus[0])
+        print(f"  SQL statements per full flow = {statements}")
+        runs = []
+        with server(url, port=8765, workers=args.workers) as base:
+            asyncio.run(drive(base, web_key, skus, min(levels), 3))  # warm-up
+            for clients in levels:
+                run = asyncio.run(drive(base, web_key, skus, clients, args.seconds))
+                runs.append(run)
+                print(f"  {clients:>3} clients: {run.per_s:7.1f} flows/s  ({run.per_s / tps:.4f} × pgbench)  "
+                      f"flow p50 {percentile(run.flow_ms, 50):6.1f} ms  p99 {percentile(run.flow_ms, 99):6.1f} ms  "
+                      f"request p50 {percentile(run.request_ms, 50):5.1f} ms  p99 {percentile(run.request_ms, 99):6.1f}"
+                      f" ms  failures {run.failures}", flush=True)
+            atp_p50, atp_p99 = atp_latency(base, keys["demo-admin"], skus[0])
+            print(f"  ATP for one SKU across all locations: p50 {atp_p50:.2f} ms  p99 {atp_p99:.2f} ms")
+    best = max(runs, key=lambda r: r.per_s)
+    at8 = next((r for r in runs if r.clients == 8), runs[0])
+    mean_ms = statistics.fmean(at8.request_ms) if at8.request_ms else float("nan")
+    print(f"  (8 clients: mean request {mean_ms:.1f} ms; p99_ms below is per request at 8 clients)")
+    print(f"checkout: orders_per_s={best.per_s:.1f} pgbench_tps={tps:.1f} ratio={best.per_s / tps:.4f} "
+          f"statements_per_flow={statements} p99_ms={percentile(at8.request_ms, 99):.1f} "
+          f"atp_p50_ms={atp_p50:.2f} atp_p99_ms={atp_p99:.2f}")
+
+
+if __name__ == "__main__":
+    main()
