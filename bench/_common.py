@@ -46,10 +46,27 @@ def pgbench_tps(seconds: int = 15, clients: int = 8, threads: int = 2, scale: in
     """``pgbench -b tpcb-like -c 8 -j 2`` on the same server, in its own scratch database."""
     with scratch_database("omni_pgbench") as (name, _):
         base = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
-        subprocess.run(["pgbench", *base, "-i", "-q", "-s", str(scale), name], check=True,
-                       capture_output=True)
-        out = subprocess.run(["pgbench", *base, "-b", "tpcb-like", "-c", str(clients), "-j", str(threads),
-                              "-T", str(seconds), name], check=True, capture_output=True, text=True).stdout
+        subprocess.run(
+            ["pgbench", *base, "-i", "-q", "-s", str(scale), name], check=True, capture_output=True
+        )
+        out = subprocess.run(
+            [
+                "pgbench",
+                *base,
+                "-b",
+                "tpcb-like",
+                "-c",
+                str(clients),
+                "-j",
+                str(threads),
+                "-T",
+                str(seconds),
+                name,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     match = re.search(r"tps = ([0-9.]+)", out)
     if not match:
         raise RuntimeError(f"could not read pgbench output:\n{out}")
@@ -57,13 +74,27 @@ def pgbench_tps(seconds: int = 15, clients: int = 8, threads: int = 2, scale: in
 
 
 @contextmanager
-def server(database_url: str, *, port: int, workers: int = 2, extra_env: dict[str, str] | None = None
-           ) -> Iterator[str]:
+def server(
+    database_url: str, *, port: int, workers: int = 2, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run ``omni serve`` in a child process until the block ends; yields the base URL."""
     env = dict(os.environ, OMNI_DATABASE_URL=database_url, OMNI_LOG_LEVEL="WARNING", **(extra_env or {}))
-    proc = subprocess.Popen([sys.executable, "-m", "omnicommerce.cli.main", "serve", "--port", str(port),
-                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "omnicommerce.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

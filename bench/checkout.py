@@ -25,10 +25,15 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentile, pgbench_tps, scratch_database, server  # noqa: E402
+from _common import percentile, pgbench_tps, scratch_database, server
 
-ADDRESS = {"name": "Bench Shopper", "line1": "1 Loop Plaza", "city": "Chicago", "postal_code": "60603",
-           "country": "US"}
+ADDRESS = {
+    "name": "Bench Shopper",
+    "line1": "1 Loop Plaza",
+    "city": "Chicago",
+    "postal_code": "60603",
+    "country": "US",
+}
 
 
 @dataclass
@@ -84,13 +89,22 @@ def count_statements(database_url: str, key: str, sku: str) -> int:
 def flow_sync(client: object, key: str, sku: str) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     c = client  # TestClient
-    cart = c.post("/api/v1/carts", json={"email": f"s-{uuid.uuid4().hex[:12]}@example.com"},  # type: ignore
-                  headers=headers).json()
+    cart = c.post(
+        "/api/v1/carts",
+        json={"email": f"s-{uuid.uuid4().hex[:12]}@example.com"},  # type: ignore
+        headers=headers,
+    ).json()
     c.post(f"/api/v1/carts/{cart['id']}/lines", json={"sku": sku, "quantity": 1}, headers=headers)  # type: ignore
-    c.put(f"/api/v1/carts/{cart['id']}/fulfillment", json={"type": "ship", "address": ADDRESS},  # type: ignore
-          headers=headers)
-    order = c.post(f"/api/v1/carts/{cart['id']}/checkout", json={"payment_token": "tok_visa"},  # type: ignore
-                   headers=headers | {"Idempotency-Key": uuid.uuid4().hex}).json()
+    c.put(
+        f"/api/v1/carts/{cart['id']}/fulfillment",
+        json={"type": "ship", "address": ADDRESS},  # type: ignore
+        headers=headers,
+    )
+    order = c.post(
+        f"/api/v1/carts/{cart['id']}/checkout",
+        json={"payment_token": "tok_visa"},  # type: ignore
+        headers=headers | {"Idempotency-Key": uuid.uuid4().hex},
+    ).json()
     c.get(f"/api/v1/orders/{order['id']}", headers=headers)  # type: ignore
 
 
@@ -113,8 +127,12 @@ async def flow(client: httpx.AsyncClient, key: str, sku: str, run: Run) -> bool:
     res = await call("PUT", f"/api/v1/carts/{cart_id}/fulfillment", json={"type": "ship", "address": ADDRESS})
     if res.status_code != 200:
         return False
-    res = await call("POST", f"/api/v1/carts/{cart_id}/checkout", json={"payment_token": "tok_visa"},
-                     extra={"Idempotency-Key": uuid.uuid4().hex})
+    res = await call(
+        "POST",
+        f"/api/v1/carts/{cart_id}/checkout",
+        json={"payment_token": "tok_visa"},
+        extra={"Idempotency-Key": uuid.uuid4().hex},
+    )
     if res.status_code != 201:
         return False
     res = await call("GET", f"/api/v1/orders/{res.json()['id']}")
@@ -155,7 +173,9 @@ def atp_latency(base: str, key: str, sku: str, n: int = 300) -> tuple[float, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="window per concurrency level")
     parser.add_argument("--clients", default="8,32", help="comma-separated concurrency levels")
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
@@ -178,19 +198,25 @@ def main() -> None:
             for clients in levels:
                 run = asyncio.run(drive(base, web_key, skus, clients, args.seconds))
                 runs.append(run)
-                print(f"  {clients:>3} clients: {run.per_s:7.1f} flows/s  ({run.per_s / tps:.4f} × pgbench)  "
-                      f"flow p50 {percentile(run.flow_ms, 50):6.1f} ms  p99 {percentile(run.flow_ms, 99):6.1f} ms  "
-                      f"request p50 {percentile(run.request_ms, 50):5.1f} ms  p99 {percentile(run.request_ms, 99):6.1f}"
-                      f" ms  failures {run.failures}", flush=True)
+                flow_ms, req_ms = run.flow_ms, run.request_ms
+                print(
+                    f"  {clients:>3} clients: {run.per_s:7.1f} flows/s  ({run.per_s / tps:.4f} x pgbench)  "
+                    f"flow p50 {percentile(flow_ms, 50):6.1f} ms  p99 {percentile(flow_ms, 99):6.1f} ms  "
+                    f"request p50 {percentile(req_ms, 50):5.1f} ms  p99 {percentile(req_ms, 99):6.1f} ms  "
+                    f"failures {run.failures}",
+                    flush=True,
+                )
             atp_p50, atp_p99 = atp_latency(base, keys["demo-admin"], skus[0])
             print(f"  ATP for one SKU across all locations: p50 {atp_p50:.2f} ms  p99 {atp_p99:.2f} ms")
     best = max(runs, key=lambda r: r.per_s)
     at8 = next((r for r in runs if r.clients == 8), runs[0])
     mean_ms = statistics.fmean(at8.request_ms) if at8.request_ms else float("nan")
     print(f"  (8 clients: mean request {mean_ms:.1f} ms; p99_ms below is per request at 8 clients)")
-    print(f"checkout: orders_per_s={best.per_s:.1f} pgbench_tps={tps:.1f} ratio={best.per_s / tps:.4f} "
-          f"statements_per_flow={statements} p99_ms={percentile(at8.request_ms, 99):.1f} "
-          f"atp_p50_ms={atp_p50:.2f} atp_p99_ms={atp_p99:.2f}")
+    print(
+        f"checkout: orders_per_s={best.per_s:.1f} pgbench_tps={tps:.1f} ratio={best.per_s / tps:.4f} "
+        f"statements_per_flow={statements} p99_ms={percentile(at8.request_ms, 99):.1f} "
+        f"atp_p50_ms={atp_p50:.2f} atp_p99_ms={atp_p99:.2f}"
+    )
 
 
 if __name__ == "__main__":

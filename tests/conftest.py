@@ -28,7 +28,9 @@ from omnicommerce.platform.db import Database, metadata
 from omnicommerce.platform.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get("OMNI_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-DATABASES = [d.strip() for d in os.environ.get("OMNI_TEST_DATABASES", "sqlite,postgresql").split(",") if d.strip()]
+DATABASES = [
+    d.strip() for d in os.environ.get("OMNI_TEST_DATABASES", "sqlite,postgresql").split(",") if d.strip()
+]
 
 CHANNELS = [
     Channel("web", "Web shop", "online", "USD"),
@@ -97,8 +99,9 @@ def db(_shared_db: Database) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret-key-0123456789abcdef0123",
-                    api_key_cache_seconds=0)
+    return Settings(
+        database_url=database_url, secret_key="test-secret-key-0123456789abcdef0123", api_key_cache_seconds=0
+    )
 
 
 @pytest.fixture
@@ -114,7 +117,9 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 def make_key(db: Database, *scopes: str, channel: str | None = None, location: str | None = None) -> str:
     with db.engine.begin() as conn:
-        return create_api_key(conn, name="test", scopes=list(scopes), channel=channel, location=location).secret
+        return create_api_key(
+            conn, name="test", scopes=list(scopes), channel=channel, location=location
+        ).secret
 
 
 def bearer(secret: str) -> dict[str, str]:

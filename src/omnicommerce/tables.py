@@ -1,9 +1,9 @@
 """Every table of every context on one metadata, for migrations and test fixtures."""
 
-from omnicommerce.platform import auth, channels, idempotency, outbox  # noqa: F401
-from omnicommerce.catalog import models as catalog_models  # noqa: F401
-from omnicommerce.pricing import models as pricing_models  # noqa: F401
-from omnicommerce.inventory import models as inventory_models  # noqa: F401
-from omnicommerce.customers import models as customers_models  # noqa: F401
 from omnicommerce.carts import models as carts_models  # noqa: F401
+from omnicommerce.catalog import models as catalog_models  # noqa: F401
+from omnicommerce.customers import models as customers_models  # noqa: F401
+from omnicommerce.inventory import models as inventory_models  # noqa: F401
 from omnicommerce.orders import models as orders_models  # noqa: F401
+from omnicommerce.platform import auth, channels, idempotency, outbox  # noqa: F401
+from omnicommerce.pricing import models as pricing_models  # noqa: F401

@@ -22,10 +22,14 @@ def test_scope_is_enforced(client: TestClient, db: Database) -> None:
     assert res.json()["required_scope"] == "admin"
 
 
-def test_key_secret_is_shown_once_and_stored_hashed(client: TestClient, db: Database,
-                                                    admin_headers: dict[str, str]) -> None:
-    res = client.post("/api/v1/keys", headers=admin_headers,
-                      json={"name": "pos 7", "scopes": ["orders:write"], "channel": "pos", "location": "store-007"})
+def test_key_secret_is_shown_once_and_stored_hashed(
+    client: TestClient, db: Database, admin_headers: dict[str, str]
+) -> None:
+    res = client.post(
+        "/api/v1/keys",
+        headers=admin_headers,
+        json={"name": "pos 7", "scopes": ["orders:write"], "channel": "pos", "location": "store-007"},
+    )
     assert res.status_code == 201
     secret = res.json()["secret"]
     with db.engine.connect() as conn:
@@ -34,11 +38,14 @@ def test_key_secret_is_shown_once_and_stored_hashed(client: TestClient, db: Data
     listed = client.get("/api/v1/keys", headers=admin_headers).json()
     assert all("secret" not in k for k in listed)
     assert {"channel": "pos", "location": "store-007"}.items() <= next(
-        k for k in listed if k["id"] == res.json()["id"]).items()
+        k for k in listed if k["id"] == res.json()["id"]
+    ).items()
 
 
 def test_revoked_key_stops_working(client: TestClient, db: Database, admin_headers: dict[str, str]) -> None:
-    created = client.post("/api/v1/keys", headers=admin_headers, json={"name": "x", "scopes": ["admin"]}).json()
+    created = client.post(
+        "/api/v1/keys", headers=admin_headers, json={"name": "x", "scopes": ["admin"]}
+    ).json()
     assert client.get("/api/v1/keys", headers=bearer(created["secret"])).status_code == 200
     assert client.delete(f"/api/v1/keys/{created['id']}", headers=admin_headers).status_code == 204
     assert client.get("/api/v1/keys", headers=bearer(created["secret"])).status_code == 401
@@ -47,8 +54,9 @@ def test_revoked_key_stops_working(client: TestClient, db: Database, admin_heade
 def test_unknown_scope_and_channel_are_rejected(client: TestClient, admin_headers: dict[str, str]) -> None:
     res = client.post("/api/v1/keys", headers=admin_headers, json={"name": "x", "scopes": ["root"]})
     assert res.status_code == 422 and "root" in res.json()["detail"]
-    res = client.post("/api/v1/keys", headers=admin_headers, json={"name": "x", "scopes": ["admin"],
-                                                                   "channel": "tiktok"})
+    res = client.post(
+        "/api/v1/keys", headers=admin_headers, json={"name": "x", "scopes": ["admin"], "channel": "tiktok"}
+    )
     assert res.status_code == 404
 
 
@@ -66,7 +74,8 @@ def test_idempotent_key_creation_replays(client: TestClient, admin_headers: dict
 
 
 def test_malformed_json_is_400_problem(client: TestClient, admin_headers: dict[str, str]) -> None:
-    res = client.post("/api/v1/keys", headers=admin_headers | {"Content-Type": "application/json"},
-                      content=b"{not json")
+    res = client.post(
+        "/api/v1/keys", headers=admin_headers | {"Content-Type": "application/json"}, content=b"{not json"
+    )
     assert res.status_code == 400
     assert res.json()["type"].endswith("malformed-json")

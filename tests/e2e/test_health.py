@@ -22,5 +22,7 @@ def test_openapi_is_served(client: TestClient) -> None:
 
 def test_request_id_is_echoed_only_when_safe(client: TestClient) -> None:
     assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
-    minted = client.get("/healthz", headers={"X-Request-Id": "bad id\r\nSet-Cookie: x=1"}).headers["X-Request-Id"]
+    minted = client.get("/healthz", headers={"X-Request-Id": "bad id\r\nSet-Cookie: x=1"}).headers[
+        "X-Request-Id"
+    ]
     assert minted != "bad id" and len(minted) == 32 and "set-cookie" not in client.get("/healthz").headers

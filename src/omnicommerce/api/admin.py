@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from omnicommerce.platform import auth
@@ -57,11 +58,17 @@ class KeyCreated(BaseModel):
 
 @router.get("/channels", response_model=list[ChannelOut], summary="List sales channels")
 def get_channels(_: Admin, uow: ReadUoW) -> list[ChannelOut]:
-    return [ChannelOut(id=c.id, name=c.name, kind=c.kind, currency=c.currency) for c in list_channels(uow.conn)]
+    return [
+        ChannelOut(id=c.id, name=c.name, kind=c.kind, currency=c.currency) for c in list_channels(uow.conn)
+    ]
 
 
-@router.put("/channels/{channel_id}", response_model=ChannelOut, summary="Create or update a channel",
-            responses=problem_schema())
+@router.put(
+    "/channels/{channel_id}",
+    response_model=ChannelOut,
+    summary="Create or update a channel",
+    responses=problem_schema(),
+)
 def put_channel(channel_id: str, body: ChannelBody, _: Admin, uow: UoW) -> ChannelOut:
     check_currency(body.currency)
     upsert_channel(uow.conn, Channel(channel_id, body.name, body.kind, body.currency))
@@ -69,23 +76,44 @@ def put_channel(channel_id: str, body: ChannelBody, _: Admin, uow: UoW) -> Chann
     return ChannelOut(id=channel_id, **body.model_dump())
 
 
-@router.post("/keys", status_code=201, response_model=KeyCreated, summary="Create an API key (secret shown once)",
-             responses=problem_schema(auth.UnknownScope))
-def create_key(body: KeyCreate, _: Admin, uow: UoW, idem: IdempotencyKey):  # type: ignore[no-untyped-def]
+@router.post(
+    "/keys",
+    status_code=201,
+    response_model=KeyCreated,
+    summary="Create an API key (secret shown once)",
+    responses=problem_schema(auth.UnknownScope),
+)
+def create_key(body: KeyCreate, _: Admin, uow: UoW, idem: IdempotencyKey) -> JSONResponse:
     def make() -> KeyCreated:
-        issued = auth.create_api_key(uow.conn, name=body.name, scopes=body.scopes, channel=body.channel,
-                                     location=body.location)
-        return KeyCreated(id=issued.id, secret=issued.secret, scopes=sorted(issued.principal.scopes),
-                          channel=body.channel, location=body.location)
+        issued = auth.create_api_key(
+            uow.conn, name=body.name, scopes=body.scopes, channel=body.channel, location=body.location
+        )
+        return KeyCreated(
+            id=issued.id,
+            secret=issued.secret,
+            scopes=sorted(issued.principal.scopes),
+            channel=body.channel,
+            location=body.location,
+        )
 
     return idem.run(uow, body, make)
 
 
 @router.get("/keys", response_model=list[KeyOut], summary="List API keys (never their secrets)")
 def get_keys(_: Admin, uow: ReadUoW) -> list[KeyOut]:
-    return [KeyOut(id=r.id, name=r.name, prefix=r.prefix, scopes=r.scopes.split(), channel=r.channel_id,
-                   location=r.location_id, active=r.active, created_at=r.created_at)
-            for r in auth.list_api_keys(uow.conn)]
+    return [
+        KeyOut(
+            id=r.id,
+            name=r.name,
+            prefix=r.prefix,
+            scopes=r.scopes.split(),
+            channel=r.channel_id,
+            location=r.location_id,
+            active=r.active,
+            created_at=r.created_at,
+        )
+        for r in auth.list_api_keys(uow.conn)
+    ]
 
 
 @router.delete("/keys/{key_id}", status_code=204, summary="Revoke an API key")

@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 from importlib import import_module
 
 from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import text
 
 import omnicommerce
 from omnicommerce.platform.config import Settings, get_settings
@@ -45,7 +45,9 @@ One system of record behind every channel: web, app, store POS, call center.
 """
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None, run_relay: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, run_relay: bool = True
+) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
     relay = Relay(db, interval=settings.relay_interval_seconds)
@@ -105,7 +107,9 @@ def _health_router() -> APIRouter:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: the database answers", responses={503: {"description": "not ready"}})
+    @router.get(
+        "/readyz", summary="Readiness: the database answers", responses={503: {"description": "not ready"}}
+    )
     def readyz(request: Request) -> dict[str, str]:
         db: Database = request.app.state.db
         try:

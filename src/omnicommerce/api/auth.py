@@ -27,20 +27,33 @@ from omnicommerce.platform.web import AppSettings, UoW
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/sign-up", status_code=201, response_model=TokenPair, summary="Create an account and sign in",
-             responses=problem_schema(UnknownChannel, CustomerExists, InvalidEmail, InvalidPhone,
-                                      ContactRequired))
+@router.post(
+    "/sign-up",
+    status_code=201,
+    response_model=TokenPair,
+    summary="Create an account and sign in",
+    responses=problem_schema(UnknownChannel, CustomerExists, InvalidEmail, InvalidPhone, ContactRequired),
+)
 def sign_up(body: SignUp, uow: UoW, settings: AppSettings) -> TokenPair:
     tokens = service.sign_up(uow, cmd=body, settings=settings)
     uow.commit()
     return tokens
 
 
-@router.post("/sign-in", response_model=TokenPair, summary="Sign in with email or phone and password",
-             responses=problem_schema(InvalidCredentials, UnknownChannel))
+@router.post(
+    "/sign-in",
+    response_model=TokenPair,
+    summary="Sign in with email or phone and password",
+    responses=problem_schema(InvalidCredentials, UnknownChannel),
+)
 def sign_in(body: SignIn, uow: UoW, settings: AppSettings) -> TokenPair:
-    tokens = service.sign_in(uow, identifier=body.identifier, password=body.password.get_secret_value(),
-                             channel=body.channel, settings=settings)
+    tokens = service.sign_in(
+        uow,
+        identifier=body.identifier,
+        password=body.password.get_secret_value(),
+        channel=body.channel,
+        settings=settings,
+    )
     if body.cart_id is not None:
         _merge_cart(uow, body.cart_id, tokens.customer_id, body.channel)
     uow.commit()
@@ -54,8 +67,12 @@ def _merge_cart(uow: UoW, cart_id: str, customer_id: str, channel: str) -> None:
     merge_anonymous_cart(uow, anonymous_cart_id=cart_id, customer_id=customer_id, channel=channel)
 
 
-@router.post("/refresh", response_model=TokenPair, summary="Exchange a refresh token for new tokens",
-             responses=problem_schema(InvalidRefreshToken))
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Exchange a refresh token for new tokens",
+    responses=problem_schema(InvalidRefreshToken),
+)
 def refresh(body: RefreshRequest, uow: UoW, settings: AppSettings) -> TokenPair:
     try:
         tokens = service.refresh(uow, refresh_token=body.refresh_token, settings=settings)
@@ -66,8 +83,12 @@ def refresh(body: RefreshRequest, uow: UoW, settings: AppSettings) -> TokenPair:
     return tokens
 
 
-@router.post("/otp/start", status_code=202, summary="Send a one-time sign-in code to an email",
-             responses=problem_schema(UnknownChannel, InvalidEmail))
+@router.post(
+    "/otp/start",
+    status_code=202,
+    summary="Send a one-time sign-in code to an email",
+    responses=problem_schema(UnknownChannel, InvalidEmail),
+)
 def otp_start(body: OtpStart, uow: UoW, settings: AppSettings) -> Response:
     # 202 whether or not the account exists: the answer must not reveal who has one.
     service.start_otp(uow, email=body.email, channel=body.channel, settings=settings)
@@ -75,12 +96,17 @@ def otp_start(body: OtpStart, uow: UoW, settings: AppSettings) -> Response:
     return Response(status_code=202)
 
 
-@router.post("/otp/verify", response_model=TokenPair, summary="Sign in with a one-time code",
-             responses=problem_schema(service.OtpRejected))
+@router.post(
+    "/otp/verify",
+    response_model=TokenPair,
+    summary="Sign in with a one-time code",
+    responses=problem_schema(service.OtpRejected),
+)
 def otp_verify(body: OtpVerify, uow: UoW, settings: AppSettings) -> TokenPair:
     try:
-        tokens = service.verify_otp(uow, email=body.email, code=body.code, channel=body.channel,
-                                    settings=settings)
+        tokens = service.verify_otp(
+            uow, email=body.email, code=body.code, channel=body.channel, settings=settings
+        )
     except service.OtpRejected:
         uow.commit()  # the spent attempt must count even though the answer is 401
         raise

@@ -7,8 +7,9 @@ from typing import Any
 
 from omnicommerce.platform.events import REGISTRY, Event
 
-EVENT_MODULES = [f"omnicommerce.{c}.events" for c in
-                 ("catalog", "pricing", "inventory", "customers", "carts", "orders")]
+EVENT_MODULES = [
+    f"omnicommerce.{c}.events" for c in ("catalog", "pricing", "inventory", "customers", "carts", "orders")
+]
 
 HEADER = """# Event catalogue
 

@@ -37,10 +37,15 @@ CatalogRead = Annotated[Principal, Depends(require(Scope.CATALOG_READ))]
 CatalogWrite = Annotated[Principal, Depends(require(Scope.CATALOG_WRITE))]
 
 
-@router.post("/categories", status_code=201, response_model=Category,
-             responses=problem_schema(DuplicateCategory, UnknownCategory, IdempotencyConflict))
-def create_category(body: CategoryCreate, actor: CatalogWrite, uow: UoW,
-                    idem: IdempotencyKey) -> JSONResponse:
+@router.post(
+    "/categories",
+    status_code=201,
+    response_model=Category,
+    responses=problem_schema(DuplicateCategory, UnknownCategory, IdempotencyConflict),
+)
+def create_category(
+    body: CategoryCreate, actor: CatalogWrite, uow: UoW, idem: IdempotencyKey
+) -> JSONResponse:
     return idem.run(uow, body, lambda: service.create_category(uow, actor, body))
 
 
@@ -49,9 +54,14 @@ def list_categories(actor: CatalogRead, uow: ReadUoW) -> list[Category]:
     return service.list_categories(uow, actor)
 
 
-@router.post("/products", status_code=201, response_model=Product,
-             responses=problem_schema(DuplicateSku, DuplicateBarcode, UnknownCategory, UnknownListingChannel,
-                                      IdempotencyConflict))
+@router.post(
+    "/products",
+    status_code=201,
+    response_model=Product,
+    responses=problem_schema(
+        DuplicateSku, DuplicateBarcode, UnknownCategory, UnknownListingChannel, IdempotencyConflict
+    ),
+)
 def create_product(body: ProductCreate, actor: CatalogWrite, uow: UoW, idem: IdempotencyKey) -> JSONResponse:
     return idem.run(uow, body, lambda: service.create_product(uow, actor, body))
 
@@ -66,8 +76,9 @@ def list_products(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[Product]:
-    return service.list_products(uow, actor, channel=channel, category=category, q=q, cursor=cursor,
-                                 limit=limit)
+    return service.list_products(
+        uow, actor, channel=channel, category=category, q=q, cursor=cursor, limit=limit
+    )
 
 
 @router.get("/products/{product_id}", responses=problem_schema(ProductNotFound, ChannelMismatch))
@@ -75,8 +86,9 @@ def get_product(product_id: str, actor: CatalogRead, uow: ReadUoW, channel: str 
     return service.get_product(uow, actor, product_id, channel=channel)
 
 
-@router.patch("/products/{product_id}/listing",
-              responses=problem_schema(ProductNotFound, UnknownListingChannel))
+@router.patch(
+    "/products/{product_id}/listing", responses=problem_schema(ProductNotFound, UnknownListingChannel)
+)
 def set_listing(product_id: str, body: ListingUpdate, actor: CatalogWrite, uow: UoW) -> Product:
     product = service.set_listing(uow, actor, product_id, body)
     uow.commit()

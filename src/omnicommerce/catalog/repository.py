@@ -19,7 +19,7 @@ _CHUNK = 500
 
 def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
     for start in range(0, len(rows), _CHUNK):
-        yield rows[start:start + _CHUNK]
+        yield rows[start : start + _CHUNK]
 
 
 def visible_on(channel: str | None) -> ColumnElement[bool]:
@@ -47,8 +47,7 @@ def list_categories(conn: Connection) -> list[Row[Any]]:
     return list(conn.execute(select(categories).order_by(categories.c.id)).all())
 
 
-def taken_skus_and_barcodes(conn: Connection, skus: Collection[str],
-                            barcodes: Collection[str]) -> list[Any]:
+def taken_skus_and_barcodes(conn: Connection, skus: Collection[str], barcodes: Collection[str]) -> list[Any]:
     """Existing variants clashing with a new SKU or barcode, in one query."""
     clash: ColumnElement[bool] = variants.c.sku.in_(list(skus))
     if barcodes:
@@ -56,8 +55,9 @@ def taken_skus_and_barcodes(conn: Connection, skus: Collection[str],
     return list(conn.execute(select(variants.c.sku, variants.c.barcode).where(clash)).all())
 
 
-def insert_products(conn: Connection, product_rows: Sequence[dict[str, Any]],
-                    variant_rows: Sequence[dict[str, Any]]) -> None:
+def insert_products(
+    conn: Connection, product_rows: Sequence[dict[str, Any]], variant_rows: Sequence[dict[str, Any]]
+) -> None:
     """Multi-row inserts; a unique violation here means a concurrent writer took a SKU or barcode."""
     try:
         for chunk in _chunks(product_rows):
@@ -68,17 +68,26 @@ def insert_products(conn: Connection, product_rows: Sequence[dict[str, Any]],
         raise DuplicateSku("a SKU or barcode was created concurrently; retry to see which") from exc
 
 
-def find_products(conn: Connection, *, channel: str | None, category: str | None, q: str | None,
-                  after: str | None, limit: int) -> list[Row[Any]]:
+def find_products(
+    conn: Connection,
+    *,
+    channel: str | None,
+    category: str | None,
+    q: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Row[Any]]:
     conds: list[ColumnElement[bool]] = [visible_on(channel)]
     if category:
         conds.append(products.c.category_ids.contains(f" {category} ", autoescape=True))
     if q:
         needle = q.lower()
         sku_match = select(variants.c.product_id).where(
-            func.lower(variants.c.sku).contains(needle, autoescape=True))
-        conds.append(or_(func.lower(products.c.name).contains(needle, autoescape=True),
-                         products.c.id.in_(sku_match)))
+            func.lower(variants.c.sku).contains(needle, autoescape=True)
+        )
+        conds.append(
+            or_(func.lower(products.c.name).contains(needle, autoescape=True), products.c.id.in_(sku_match))
+        )
     if after:
         conds.append(products.c.id > after)
     stmt = select(products).where(and_(*conds)).order_by(products.c.id).limit(limit)
@@ -92,8 +101,11 @@ def get_product(conn: Connection, product_id: str, *, channel: str | None) -> Ro
 def variants_of(conn: Connection, product_ids: Collection[str]) -> list[Row[Any]]:
     if not product_ids:
         return []
-    stmt = (select(variants).where(variants.c.product_id.in_(list(product_ids)))
-            .order_by(variants.c.product_id, variants.c.position))
+    stmt = (
+        select(variants)
+        .where(variants.c.product_id.in_(list(product_ids)))
+        .order_by(variants.c.product_id, variants.c.position)
+    )
     return list(conn.execute(stmt).all())
 
 
@@ -102,8 +114,13 @@ def variant_infos(conn: Connection, skus: Collection[str], *, channel: str | Non
     if not skus:
         return []
     stmt = (
-        select(variants, products.c.name.label("product_name"), products.c.category_ids,
-               products.c.hidden_channels, products.c.active.label("product_active"))
+        select(
+            variants,
+            products.c.name.label("product_name"),
+            products.c.category_ids,
+            products.c.hidden_channels,
+            products.c.active.label("product_active"),
+        )
         .join(products, products.c.id == variants.c.product_id)
         .where(variants.c.sku.in_(list(skus)), visible_on(channel))
     )
@@ -111,6 +128,7 @@ def variant_infos(conn: Connection, skus: Collection[str], *, channel: str | Non
 
 
 def set_hidden_channels(conn: Connection, product_id: str, packed: str, now: datetime) -> bool:
-    res = conn.execute(update(products).where(products.c.id == product_id)
-                       .values(hidden_channels=packed, updated_at=now))
+    res = conn.execute(
+        update(products).where(products.c.id == product_id).values(hidden_channels=packed, updated_at=now)
+    )
     return res.rowcount > 0

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omnicommerce.catalog.domain import SKU_PATTERN, SLUG_PATTERN
 
-Sku = Annotated[str, Field(pattern=SKU_PATTERN, description="Stock keeping unit, unique",
-                           examples=["TSHIRT-BLK-M"])]
+Sku = Annotated[
+    str, Field(pattern=SKU_PATTERN, description="Stock keeping unit, unique", examples=["TSHIRT-BLK-M"])
+]
 CategoryId = Annotated[str, Field(min_length=1, max_length=64, examples=["cat_01J9Z3…", "t-shirts"])]
 ChannelId = Annotated[str, Field(min_length=1, max_length=40, examples=["web"])]
 AttributeValue = str | int | float | bool

@@ -48,6 +48,7 @@ def listing_channel(actor: Principal, requested: str | None) -> str | None:
 
 # --- categories ------------------------------------------------------------------------------
 
+
 def create_category(uow: UnitOfWork, actor: Principal, cmd: CategoryCreate) -> Category:
     category = Category(id=cmd.id or new_id("cat"), name=cmd.name, parent_id=cmd.parent_id)
     _insert_categories(uow, [category])
@@ -73,6 +74,7 @@ def _require_categories(uow: UnitOfWork, ids: Collection[str]) -> None:
 
 # --- products --------------------------------------------------------------------------------
 
+
 def create_product(uow: UnitOfWork, actor: Principal, cmd: ProductCreate) -> Product:
     return _insert_products(uow, [cmd], new_categories=())[0]
 
@@ -87,8 +89,9 @@ def import_catalog(uow: UnitOfWork, categories: list[CategoryCreate], products: 
     return len(_insert_products(uow, products, new_categories={c.id for c in batch}))
 
 
-def _insert_products(uow: UnitOfWork, cmds: Sequence[ProductCreate], *,
-                     new_categories: Collection[str]) -> list[Product]:
+def _insert_products(
+    uow: UnitOfWork, cmds: Sequence[ProductCreate], *, new_categories: Collection[str]
+) -> list[Product]:
     if not cmds:
         return []
     all_variants = [v for p in cmds for v in p.variants]
@@ -98,11 +101,17 @@ def _insert_products(uow: UnitOfWork, cmds: Sequence[ProductCreate], *,
     _require_free(uow, [v.sku for v in all_variants], [v.barcode for v in all_variants if v.barcode])
     now = clock.now()
     created = [_new_product(cmd, now) for cmd in cmds]
-    repo.insert_products(uow.conn, [_product_row(p) for p in created],
-                         [_variant_row(v, i) for p in created for i, v in enumerate(p.variants)])
+    repo.insert_products(
+        uow.conn,
+        [_product_row(p) for p in created],
+        [_variant_row(v, i) for p in created for i, v in enumerate(p.variants)],
+    )
     for p in created:
-        uow.emit(ProductCreated(product_id=p.id, name=p.name, skus=[v.sku for v in p.variants],
-                                category_ids=p.category_ids))
+        uow.emit(
+            ProductCreated(
+                product_id=p.id, name=p.name, skus=[v.sku for v in p.variants], category_ids=p.category_ids
+            )
+        )
     return created
 
 
@@ -126,31 +135,61 @@ def _require_free(uow: UnitOfWork, skus: list[str], barcodes: list[str]) -> None
 def _new_product(cmd: ProductCreate, now: datetime) -> Product:
     product_id = new_id("prd")
     return Product(
-        id=product_id, name=cmd.name, description=cmd.description,
-        category_ids=sorted(set(cmd.category_ids)), hidden_channels=sorted(set(cmd.hidden_channels)),
-        active=cmd.active, created_at=now,
+        id=product_id,
+        name=cmd.name,
+        description=cmd.description,
+        category_ids=sorted(set(cmd.category_ids)),
+        hidden_channels=sorted(set(cmd.hidden_channels)),
+        active=cmd.active,
+        created_at=now,
         variants=[Variant(product_id=product_id, **v.model_dump()) for v in cmd.variants],
     )
 
 
 def _product_row(p: Product) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "description": p.description,
-            "category_ids": pack_ids(p.category_ids), "hidden_channels": pack_ids(p.hidden_channels),
-            "active": p.active, "created_at": p.created_at,
-            "updated_at": p.created_at}
+    return {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "category_ids": pack_ids(p.category_ids),
+        "hidden_channels": pack_ids(p.hidden_channels),
+        "active": p.active,
+        "created_at": p.created_at,
+        "updated_at": p.created_at,
+    }
 
 
 def _variant_row(v: Variant, position: int) -> dict[str, Any]:
-    return {"sku": v.sku, "barcode": v.barcode, "product_id": v.product_id, "name": v.name,
-            "weight_grams": v.weight_grams, "attributes": json.dumps(v.attributes, sort_keys=True),
-            "position": position, "active": v.active}
+    return {
+        "sku": v.sku,
+        "barcode": v.barcode,
+        "product_id": v.product_id,
+        "name": v.name,
+        "weight_grams": v.weight_grams,
+        "attributes": json.dumps(v.attributes, sort_keys=True),
+        "position": position,
+        "active": v.active,
+    }
 
 
-def list_products(uow: UnitOfWork, actor: Principal, *, channel: str | None = None,
-                  category: str | None = None, q: str | None = None, cursor: str | None = None,
-                  limit: int = 50) -> Page[Product]:
-    rows = repo.find_products(uow.conn, channel=listing_channel(actor, channel), category=category, q=q,
-                              after=decode_cursor(cursor), limit=limit + 1)
+def list_products(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    channel: str | None = None,
+    category: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[Product]:
+    rows = repo.find_products(
+        uow.conn,
+        channel=listing_channel(actor, channel),
+        category=category,
+        q=q,
+        after=decode_cursor(cursor),
+        limit=limit + 1,
+    )
     return page_of(_with_variants(uow, rows), limit, lambda p: p.id)
 
 
@@ -180,20 +219,34 @@ def _with_variants(uow: UnitOfWork, rows: Sequence[Row[Any]]) -> list[Product]:
     for v in repo.variants_of(uow.conn, [r.id for r in rows]):
         by_product.setdefault(v.product_id, []).append(_variant(v))
     return [
-        Product(id=r.id, name=r.name, description=r.description,
-                category_ids=list(unpack_ids(r.category_ids)),
-                hidden_channels=list(unpack_ids(r.hidden_channels)), active=r.active, created_at=r.created_at,
-                variants=by_product.get(r.id, []))
+        Product(
+            id=r.id,
+            name=r.name,
+            description=r.description,
+            category_ids=list(unpack_ids(r.category_ids)),
+            hidden_channels=list(unpack_ids(r.hidden_channels)),
+            active=r.active,
+            created_at=r.created_at,
+            variants=by_product.get(r.id, []),
+        )
         for r in rows
     ]
 
 
 def _variant(row: Row[Any]) -> Variant:
-    return Variant(sku=row.sku, barcode=row.barcode, name=row.name, product_id=row.product_id,
-                   weight_grams=row.weight_grams, attributes=json.loads(row.attributes), active=row.active)
+    return Variant(
+        sku=row.sku,
+        barcode=row.barcode,
+        name=row.name,
+        product_id=row.product_id,
+        weight_grams=row.weight_grams,
+        attributes=json.loads(row.attributes),
+        active=row.active,
+    )
 
 
 # --- variants --------------------------------------------------------------------------------
+
 
 def get_variant(uow: UnitOfWork, actor: Principal, sku: str, *, channel: str | None = None) -> Variant:
     rows = repo.variant_infos(uow.conn, [sku], channel=listing_channel(actor, channel))
@@ -206,9 +259,15 @@ def get_variants(uow: UnitOfWork, skus: Collection[str]) -> dict[str, VariantInf
     """SKU → what other contexts need, in one query; unknown SKUs are absent."""
     return {
         r.sku: VariantInfo(
-            sku=r.sku, product_id=r.product_id, product_name=r.product_name, name=r.name, barcode=r.barcode,
-            category_ids=unpack_ids(r.category_ids), hidden_channels=frozenset(unpack_ids(r.hidden_channels)),
-            weight_grams=r.weight_grams, active=bool(r.active and r.product_active),
+            sku=r.sku,
+            product_id=r.product_id,
+            product_name=r.product_name,
+            name=r.name,
+            barcode=r.barcode,
+            category_ids=unpack_ids(r.category_ids),
+            hidden_channels=frozenset(unpack_ids(r.hidden_channels)),
+            weight_grams=r.weight_grams,
+            active=bool(r.active and r.product_active),
         )
         for r in repo.variant_infos(uow.conn, set(skus))
     }

@@ -46,7 +46,9 @@ def db_current() -> None:
 
 @keys_app.command("create")
 def keys_create(
-    scope: Annotated[list[str], typer.Option("--scope", "-s", help="Repeat for each scope, e.g. carts:write")],
+    scope: Annotated[
+        list[str], typer.Option("--scope", "-s", help="Repeat for each scope, e.g. carts:write")
+    ],
     name: Annotated[str, typer.Option(help="What the key is for")] = "cli",
     channel: Annotated[str | None, typer.Option(help="Bind to one channel (e.g. pos)")] = None,
     location: Annotated[str | None, typer.Option(help="Bind to one location (e.g. store-007)")] = None,
@@ -79,8 +81,15 @@ def keys_list() -> None:
     table = Table("id", "name", "prefix", "scopes", "channel", "location", "active")
     with db.engine.connect() as conn:
         for r in list_api_keys(conn):
-            table.add_row(r.id, r.name, r.prefix + "…", r.scopes, r.channel_id or "", r.location_id or "",
-                          "yes" if r.active else "no")
+            table.add_row(
+                r.id,
+                r.name,
+                r.prefix + "…",
+                r.scopes,
+                r.channel_id or "",
+                r.location_id or "",
+                "yes" if r.active else "no",
+            )
     db.dispose()
     console.print(table)
 
@@ -132,8 +141,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="API processes (use PostgreSQL for more than 1)")] = 1,
-    with_demo: Annotated[bool, typer.Option("--demo", help="Load the demo retailer first if the database is empty")]
-    = False,
+    with_demo: Annotated[
+        bool, typer.Option("--demo", help="Load the demo retailer first if the database is empty")
+    ] = False,
 ) -> None:
     """Run the API (migrating the database first). Open /docs for the API reference."""
     import uvicorn
@@ -142,7 +152,9 @@ def serve(
 
     settings = _settings()
     if workers > 1 and settings.database_url.startswith("sqlite"):
-        console.print("[yellow]SQLite serialises writers; use PostgreSQL (OMNI_DATABASE_URL) for --workers > 1[/]")
+        console.print(
+            "[yellow]SQLite serialises writers; use PostgreSQL (OMNI_DATABASE_URL) for --workers > 1[/]"
+        )
     upgrade(settings.database_url)
     if with_demo:
         from omnicommerce.demo.loader import demo_keys, is_loaded, load_demo
@@ -162,8 +174,15 @@ def serve(
     console.print(f"  API docs:  http://{host}:{port}/docs")
     console.print(f"  OpenAPI:   http://{host}:{port}/openapi.json")
     console.print(f"  Health:    http://{host}:{port}/readyz")
-    uvicorn.run("omnicommerce.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        "omnicommerce.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 @app.command()

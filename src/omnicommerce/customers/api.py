@@ -31,19 +31,39 @@ CustomersWrite = Annotated[Principal, Depends(require(Scope.CUSTOMERS_WRITE))]
 Anyone = Annotated[Principal, Depends(require())]
 
 
-@router.post("/customers", status_code=201, response_model=Customer, summary="Create a customer",
-             responses=problem_schema(Unauthorized, Forbidden, ChannelMismatch, UnknownChannel,
-                                      CustomerExists, InvalidEmail, InvalidPhone, ContactRequired,
-                                      ChannelRequired, IdempotencyConflict))
-def create_customer(body: CustomerCreate, actor: CustomersWrite, uow: UoW,
-                    idem: IdempotencyKey) -> JSONResponse:
+@router.post(
+    "/customers",
+    status_code=201,
+    response_model=Customer,
+    summary="Create a customer",
+    responses=problem_schema(
+        Unauthorized,
+        Forbidden,
+        ChannelMismatch,
+        UnknownChannel,
+        CustomerExists,
+        InvalidEmail,
+        InvalidPhone,
+        ContactRequired,
+        ChannelRequired,
+        IdempotencyConflict,
+    ),
+)
+def create_customer(
+    body: CustomerCreate, actor: CustomersWrite, uow: UoW, idem: IdempotencyKey
+) -> JSONResponse:
     return idem.run(uow, body, lambda: service.create_customer(uow, actor, body))
 
 
-@router.get("/customers", response_model=Page[Customer], summary="Find customers by email, phone or name",
-            responses=problem_schema(Unauthorized, Forbidden, InvalidEmail, InvalidPhone))
+@router.get(
+    "/customers",
+    response_model=Page[Customer],
+    summary="Find customers by email, phone or name",
+    responses=problem_schema(Unauthorized, Forbidden, InvalidEmail, InvalidPhone),
+)
 def search_customers(
-    actor: CustomersRead, uow: ReadUoW,
+    actor: CustomersRead,
+    uow: ReadUoW,
     email: Annotated[str | None, Query(max_length=320, description="Exact (normalised) email")] = None,
     phone: Annotated[str | None, Query(max_length=40, description="Exact phone, any format")] = None,
     q: Annotated[str | None, Query(max_length=100, description="Prefix of name or email")] = None,
@@ -53,15 +73,24 @@ def search_customers(
     return service.search_customers(uow, actor, email=email, phone=phone, q=q, cursor=cursor, limit=limit)
 
 
-@router.get("/customers/{customer_id}", response_model=Customer, summary="Get a customer",
-            responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound))
+@router.get(
+    "/customers/{customer_id}",
+    response_model=Customer,
+    summary="Get a customer",
+    responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound),
+)
 def get_customer(customer_id: str, actor: Anyone, uow: ReadUoW) -> Customer:
     return service.get_customer(uow, actor, customer_id)
 
 
-@router.patch("/customers/{customer_id}", response_model=Customer, summary="Update a customer's profile",
-              responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound, CustomerExists,
-                                       InvalidEmail, InvalidPhone))
+@router.patch(
+    "/customers/{customer_id}",
+    response_model=Customer,
+    summary="Update a customer's profile",
+    responses=problem_schema(
+        Unauthorized, Forbidden, CustomerNotFound, CustomerExists, InvalidEmail, InvalidPhone
+    ),
+)
 def update_customer(customer_id: str, body: CustomerUpdate, actor: Anyone, uow: UoW) -> Customer:
     customer = service.update_profile(uow, actor, customer_id, body)
     uow.commit()

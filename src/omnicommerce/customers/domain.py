@@ -70,11 +70,14 @@ def normalize_phone(raw: str, region: str = DEFAULT_PHONE_REGION) -> str:
     try:
         number = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone("not a phone number; use international format such as +14155550123",
-                           field="phone") from exc
+        raise InvalidPhone(
+            "not a phone number; use international format such as +14155550123", field="phone"
+        ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhone("not a valid phone number for its country; use international format such as "
-                           "+14155550123", field="phone")
+        raise InvalidPhone(
+            "not a valid phone number for its country; use international format such as +14155550123",
+            field="phone",
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

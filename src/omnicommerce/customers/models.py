@@ -27,8 +27,9 @@ refresh_tokens = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("family_id", String(40), nullable=False, index=True),  # one sign-in and all its rotations
-    Column("customer_id", String(40), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column(
+        "customer_id", String(40), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of a 256-bit secret
     Column("channel", String(40), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -41,8 +42,9 @@ otp_codes = Table(
     "otp_codes",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("customer_id", String(40), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column(
+        "customer_id", String(40), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("code_hash", String(64), nullable=False),
     Column("channel", String(40), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),

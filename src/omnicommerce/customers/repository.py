@@ -24,12 +24,15 @@ def insert_customer(conn: Connection, values: Mapping[str, Any]) -> None:
 
 def insert_customers(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     for start in range(0, len(rows), IMPORT_CHUNK):
-        conn.execute(insert(customers), list(rows[start:start + IMPORT_CHUNK]))
+        conn.execute(insert(customers), list(rows[start : start + IMPORT_CHUNK]))
 
 
 def get(conn: Connection, customer_id: str) -> AnyRow | None:
-    return conn.execute(select(*_PUBLIC, customers.c.password_hash.is_not(None).label("has_password"))
-                        .where(customers.c.id == customer_id)).first()
+    return conn.execute(
+        select(*_PUBLIC, customers.c.password_hash.is_not(None).label("has_password")).where(
+            customers.c.id == customer_id
+        )
+    ).first()
 
 
 def id_by_email(conn: Connection, email: str) -> str | None:
@@ -42,8 +45,9 @@ def credentials(conn: Connection, field: str, value: str) -> AnyRow | None:
     return conn.execute(select(customers.c.id, customers.c.password_hash).where(column == value)).first()
 
 
-def which_taken(conn: Connection, email: str | None, phone: str | None, *,
-                exclude: str | None = None) -> list[str]:
+def which_taken(
+    conn: Connection, email: str | None, phone: str | None, *, exclude: str | None = None
+) -> list[str]:
     """Which of the given contacts already belong to another customer."""
     conds = []
     if email is not None:
@@ -64,8 +68,9 @@ def which_taken(conn: Connection, email: str | None, phone: str | None, *,
     return sorted(taken)
 
 
-def search(conn: Connection, *, email: str | None, phone: str | None, q: str | None, after: str | None,
-           limit: int) -> list[AnyRow]:
+def search(
+    conn: Connection, *, email: str | None, phone: str | None, q: str | None, after: str | None, limit: int
+) -> list[AnyRow]:
     stmt = select(*_PUBLIC, customers.c.password_hash.is_not(None).label("has_password"))
     if email is not None:
         stmt = stmt.where(customers.c.email == email)
@@ -73,9 +78,13 @@ def search(conn: Connection, *, email: str | None, phone: str | None, q: str | N
         stmt = stmt.where(customers.c.phone == phone)
     if q:
         pattern = _escape_like(q.strip()) + "%"
-        stmt = stmt.where(or_(customers.c.email.ilike(pattern, escape="\\"),
-                              customers.c.first_name.ilike(pattern, escape="\\"),
-                              customers.c.last_name.ilike(pattern, escape="\\")))
+        stmt = stmt.where(
+            or_(
+                customers.c.email.ilike(pattern, escape="\\"),
+                customers.c.first_name.ilike(pattern, escape="\\"),
+                customers.c.last_name.ilike(pattern, escape="\\"),
+            )
+        )
     if after is not None:
         stmt = stmt.where(customers.c.id > after)
     return list(conn.execute(stmt.order_by(customers.c.id).limit(limit + 1)))
@@ -86,8 +95,11 @@ def _escape_like(text: str) -> str:
 
 
 def update_customer(conn: Connection, customer_id: str, values: Mapping[str, Any]) -> bool:
-    res = conn.execute(update(customers).where(customers.c.id == customer_id)
-                       .values(**values, version=customers.c.version + 1))
+    res = conn.execute(
+        update(customers)
+        .where(customers.c.id == customer_id)
+        .values(**values, version=customers.c.version + 1)
+    )
     return res.rowcount == 1
 
 
@@ -96,6 +108,7 @@ def set_password_hash(conn: Connection, customer_id: str, password_hash: str) ->
 
 
 # --- refresh tokens --------------------------------------------------------------------------
+
 
 def insert_refresh_token(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(refresh_tokens).values(**values))
@@ -107,41 +120,59 @@ def refresh_token_by_hash(conn: Connection, token_hash: str) -> AnyRow | None:
 
 def claim_refresh_token(conn: Connection, token_id: str, *, replaced_by: str, now: datetime) -> bool:
     """Revoke one live token; False if a concurrent refresh got there first (conditional UPDATE)."""
-    res = conn.execute(update(refresh_tokens)
-                       .where(refresh_tokens.c.id == token_id, refresh_tokens.c.revoked_at.is_(None))
-                       .values(revoked_at=now, replaced_by=replaced_by))
+    res = conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.id == token_id, refresh_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now, replaced_by=replaced_by)
+    )
     return res.rowcount == 1
 
 
 def revoke_family(conn: Connection, family_id: str, *, now: datetime) -> None:
-    conn.execute(update(refresh_tokens)
-                 .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
-                 .values(revoked_at=now))
+    conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 # --- one-time codes --------------------------------------------------------------------------
+
 
 def insert_otp(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(otp_codes).values(**values))
 
 
 def latest_otp(conn: Connection, customer_id: str, channel: str, *, now: datetime) -> AnyRow | None:
-    return conn.execute(select(otp_codes)
-                        .where(otp_codes.c.customer_id == customer_id, otp_codes.c.channel == channel,
-                               otp_codes.c.consumed_at.is_(None), otp_codes.c.expires_at > now)
-                        .order_by(otp_codes.c.created_at.desc(), otp_codes.c.id.desc()).limit(1)).first()
+    return conn.execute(
+        select(otp_codes)
+        .where(
+            otp_codes.c.customer_id == customer_id,
+            otp_codes.c.channel == channel,
+            otp_codes.c.consumed_at.is_(None),
+            otp_codes.c.expires_at > now,
+        )
+        .order_by(otp_codes.c.created_at.desc(), otp_codes.c.id.desc())
+        .limit(1)
+    ).first()
 
 
 def count_otp_attempt(conn: Connection, otp_id: str, *, max_attempts: int) -> bool:
     """Spend one attempt; False once the code has used them all (conditional UPDATE, race-safe)."""
-    res = conn.execute(update(otp_codes)
-                       .where(otp_codes.c.id == otp_id, otp_codes.c.attempts < max_attempts,
-                              otp_codes.c.consumed_at.is_(None))
-                       .values(attempts=otp_codes.c.attempts + 1))
+    res = conn.execute(
+        update(otp_codes)
+        .where(
+            otp_codes.c.id == otp_id, otp_codes.c.attempts < max_attempts, otp_codes.c.consumed_at.is_(None)
+        )
+        .values(attempts=otp_codes.c.attempts + 1)
+    )
     return res.rowcount == 1
 
 
 def consume_otp(conn: Connection, otp_id: str, *, now: datetime) -> bool:
-    res = conn.execute(update(otp_codes).where(otp_codes.c.id == otp_id, otp_codes.c.consumed_at.is_(None))
-                       .values(consumed_at=now))
+    res = conn.execute(
+        update(otp_codes)
+        .where(otp_codes.c.id == otp_id, otp_codes.c.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
     return res.rowcount == 1

@@ -10,8 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 Password = Annotated[SecretStr, Field(min_length=8, max_length=256, description="8 to 256 characters")]
 Email = Annotated[str, Field(max_length=320, examples=["ada@example.com"])]
-Phone = Annotated[str, Field(max_length=40, examples=["+14155550123"],
-                             description="E.164 preferred; national numbers are read as US")]
+Phone = Annotated[
+    str,
+    Field(
+        max_length=40,
+        examples=["+14155550123"],
+        description="E.164 preferred; national numbers are read as US",
+    ),
+]
 Name = Annotated[str, Field(max_length=100)]
 
 

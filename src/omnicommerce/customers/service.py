@@ -46,6 +46,7 @@ SYSTEM_CREATOR = "system"
 
 # --- reading -----------------------------------------------------------------------------------
 
+
 def get_customer(uow: UnitOfWork, actor: Principal, customer_id: str) -> Customer:
     """A customer reads only itself (anyone else is 404, not 403); API keys need customers:read."""
     _check_reach(actor, customer_id, Scope.CUSTOMERS_READ)
@@ -56,18 +57,30 @@ def get_customer(uow: UnitOfWork, actor: Principal, customer_id: str) -> Custome
 
 
 def search_customers(
-    uow: UnitOfWork, actor: Principal, *, email: str | None = None, phone: str | None = None,
-    q: str | None = None, cursor: str | None = None, limit: int = 50,
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
 ) -> Page[Customer]:
     """For the POS and the call center to find a shopper by exact contact or name/email prefix."""
     actor.require(Scope.CUSTOMERS_READ)
-    rows = repo.search(uow.conn, email=normalize_email(email) if email else None,
-                       phone=normalize_phone(phone) if phone else None, q=q,
-                       after=decode_cursor(cursor), limit=limit)
+    rows = repo.search(
+        uow.conn,
+        email=normalize_email(email) if email else None,
+        phone=normalize_phone(phone) if phone else None,
+        q=q,
+        after=decode_cursor(cursor),
+        limit=limit,
+    )
     return page_of([_to_customer(r) for r in rows], limit, lambda c: c.id)
 
 
 # --- creating ------------------------------------------------------------------------------------
+
 
 def create_customer(uow: UnitOfWork, actor: Principal, cmd: CustomerCreate) -> Customer:
     """From any channel: web/app with a password, POS associate or call center without."""
@@ -75,16 +88,31 @@ def create_customer(uow: UnitOfWork, actor: Principal, cmd: CustomerCreate) -> C
     channel = resolve_channel(actor.channel, cmd.channel)
     get_channel(uow.conn, channel)
     password = cmd.password.get_secret_value() if cmd.password is not None else None
-    return _create(uow, email=cmd.email, phone=cmd.phone, first_name=cmd.first_name, last_name=cmd.last_name,
-                   password=password, channel=channel, created_by=actor.id)
+    return _create(
+        uow,
+        email=cmd.email,
+        phone=cmd.phone,
+        first_name=cmd.first_name,
+        last_name=cmd.last_name,
+        password=password,
+        channel=channel,
+        created_by=actor.id,
+    )
 
 
 def sign_up(uow: UnitOfWork, *, cmd: SignUp, settings: Settings) -> TokenPair:
     """A shopper creates their own account with a password and is signed in at once."""
     get_channel(uow.conn, cmd.channel)
-    customer = _create(uow, email=cmd.email, phone=cmd.phone, first_name=cmd.first_name,
-                       last_name=cmd.last_name, password=cmd.password.get_secret_value(), channel=cmd.channel,
-                       created_by=None)
+    customer = _create(
+        uow,
+        email=cmd.email,
+        phone=cmd.phone,
+        first_name=cmd.first_name,
+        last_name=cmd.last_name,
+        password=cmd.password.get_secret_value(),
+        channel=cmd.channel,
+        created_by=None,
+    )
     return _issue_tokens(uow, customer.id, cmd.channel, settings)
 
 
@@ -98,8 +126,15 @@ def find_or_create_by_email(uow: UnitOfWork, *, email: str, channel: str) -> str
     existing = repo.id_by_email(uow.conn, norm)
     if existing is not None:
         return existing
-    values = _new_row(email=norm, phone=None, first_name=None, last_name=None, password_hash=None,
-                      channel=channel, created_by=SYSTEM_CREATOR)
+    values = _new_row(
+        email=norm,
+        phone=None,
+        first_name=None,
+        last_name=None,
+        password_hash=None,
+        channel=channel,
+        created_by=SYSTEM_CREATOR,
+    )
     try:
         with uow.conn.begin_nested():
             repo.insert_customer(uow.conn, values)
@@ -112,8 +147,13 @@ def find_or_create_by_email(uow: UnitOfWork, *, email: str, channel: str) -> str
     return str(values["id"])
 
 
-def import_customers(uow: UnitOfWork, rows: Iterable[Mapping[str, Any]], *, password_hash: str | None = None,
-                     channel: str = "web") -> int:
+def import_customers(
+    uow: UnitOfWork,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    password_hash: str | None = None,
+    channel: str = "web",
+) -> int:
     """Bulk load (demo data, migrations from another platform): multi-row INSERTs, no per-row argon2.
 
     Each row has ``email`` and/or ``phone`` and optional ``first_name``, ``last_name``, ``channel``.
@@ -122,9 +162,17 @@ def import_customers(uow: UnitOfWork, rows: Iterable[Mapping[str, Any]], *, pass
     values = []
     for row in rows:
         email, phone = normalize_contact(row.get("email"), row.get("phone"))
-        values.append(_new_row(email=email, phone=phone, first_name=row.get("first_name"),
-                               last_name=row.get("last_name"), password_hash=password_hash,
-                               channel=row.get("channel") or channel, created_by=SYSTEM_CREATOR))
+        values.append(
+            _new_row(
+                email=email,
+                phone=phone,
+                first_name=row.get("first_name"),
+                last_name=row.get("last_name"),
+                password_hash=password_hash,
+                channel=row.get("channel") or channel,
+                created_by=SYSTEM_CREATOR,
+            )
+        )
     if not values:
         return 0
     try:
@@ -137,31 +185,71 @@ def import_customers(uow: UnitOfWork, rows: Iterable[Mapping[str, Any]], *, pass
     return len(values)
 
 
-def _create(uow: UnitOfWork, *, email: str | None, phone: str | None, first_name: str | None,
-            last_name: str | None, password: str | None, channel: str, created_by: str | None) -> Customer:
+def _create(
+    uow: UnitOfWork,
+    *,
+    email: str | None,
+    phone: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    password: str | None,
+    channel: str,
+    created_by: str | None,
+) -> Customer:
     norm_email, norm_phone = normalize_contact(email, phone)
-    values = _new_row(email=norm_email, phone=norm_phone, first_name=first_name, last_name=last_name,
-                      password_hash=hash_password(password) if password is not None else None,
-                      channel=channel, created_by=created_by)
+    values = _new_row(
+        email=norm_email,
+        phone=norm_phone,
+        first_name=first_name,
+        last_name=last_name,
+        password_hash=hash_password(password) if password is not None else None,
+        channel=channel,
+        created_by=created_by,
+    )
     try:
         with uow.conn.begin_nested():
             repo.insert_customer(uow.conn, values)
     except IntegrityError as exc:
         raise _exists(uow, norm_email, norm_phone, exclude=None) from exc
     uow.emit(CustomerCreated(customer_id=values["id"], channel=channel))
-    return Customer(id=values["id"], email=norm_email, phone=norm_phone, first_name=first_name,
-                    last_name=last_name, created_channel=channel, created_at=values["created_at"],
-                    has_password=password is not None, version=1)
+    return Customer(
+        id=values["id"],
+        email=norm_email,
+        phone=norm_phone,
+        first_name=first_name,
+        last_name=last_name,
+        created_channel=channel,
+        created_at=values["created_at"],
+        has_password=password is not None,
+        version=1,
+    )
 
 
-def _new_row(*, email: str | None, phone: str | None, first_name: str | None, last_name: str | None,
-             password_hash: str | None, channel: str, created_by: str | None) -> dict[str, Any]:
+def _new_row(
+    *,
+    email: str | None,
+    phone: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    password_hash: str | None,
+    channel: str,
+    created_by: str | None,
+) -> dict[str, Any]:
     customer_id = new_id("cus")
     now = clock.now()
-    return {"id": customer_id, "email": email, "phone": phone, "first_name": first_name,
-            "last_name": last_name, "password_hash": password_hash, "created_channel": channel,
-            "created_by": created_by or customer_id,  # self sign-up: the customer created itself
-            "created_at": now, "updated_at": now, "version": 1}
+    return {
+        "id": customer_id,
+        "email": email,
+        "phone": phone,
+        "first_name": first_name,
+        "last_name": last_name,
+        "password_hash": password_hash,
+        "created_channel": channel,
+        "created_by": created_by or customer_id,  # self sign-up: the customer created itself
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
 
 
 def _exists(uow: UnitOfWork, email: str | None, phone: str | None, *, exclude: str | None) -> CustomerExists:
@@ -171,6 +259,7 @@ def _exists(uow: UnitOfWork, email: str | None, phone: str | None, *, exclude: s
 
 
 # --- changing ------------------------------------------------------------------------------------
+
 
 def update_profile(uow: UnitOfWork, actor: Principal, customer_id: str, cmd: CustomerUpdate) -> Customer:
     """A customer changes only its own profile; API keys need customers:write."""
@@ -197,8 +286,10 @@ def update_profile(uow: UnitOfWork, actor: Principal, customer_id: str, cmd: Cus
 
 # --- signing in ----------------------------------------------------------------------------------
 
-def sign_in(uow: UnitOfWork, *, identifier: str, password: str, channel: str,
-            settings: Settings) -> TokenPair:
+
+def sign_in(
+    uow: UnitOfWork, *, identifier: str, password: str, channel: str, settings: Settings
+) -> TokenPair:
     """Email or phone plus password. Unknown account, no password set, or wrong password all give
     the same 401 after the same argon2 work, so the answer says nothing about who has an account."""
     get_channel(uow.conn, channel)
@@ -231,23 +322,47 @@ def refresh(uow: UnitOfWork, *, refresh_token: str, settings: Settings) -> Token
         # A concurrent refresh used it a moment ago: the same token twice is reuse, whoever is first.
         repo.revoke_family(uow.conn, row.family_id, now=now)
         raise RefreshTokenReused("refresh token already used; every session from that sign-in is revoked")
-    return _issue_tokens(uow, row.customer_id, row.channel, settings, family_id=row.family_id,
-                         token_id=new_token_id)
+    return _issue_tokens(
+        uow, row.customer_id, row.channel, settings, family_id=row.family_id, token_id=new_token_id
+    )
 
 
-def _issue_tokens(uow: UnitOfWork, customer_id: str, channel: str, settings: Settings, *,
-                  family_id: str | None = None, token_id: str | None = None) -> TokenPair:
+def _issue_tokens(
+    uow: UnitOfWork,
+    customer_id: str,
+    channel: str,
+    settings: Settings,
+    *,
+    family_id: str | None = None,
+    token_id: str | None = None,
+) -> TokenPair:
     raw = "omr_" + secrets.token_urlsafe(32)
     now = clock.now()
     token_id = token_id or new_id("rft")
-    repo.insert_refresh_token(uow.conn, {
-        "id": token_id, "family_id": family_id or token_id, "customer_id": customer_id,
-        "token_hash": _sha256(raw), "channel": channel, "created_at": now,
-        "expires_at": now + timedelta(seconds=settings.refresh_token_ttl_seconds)})
-    access = issue_access_token(settings.secret_key, customer_id=customer_id, channel=channel,
-                                ttl_seconds=settings.access_token_ttl_seconds)
-    return TokenPair(access_token=access, refresh_token=raw, expires_in=settings.access_token_ttl_seconds,
-                     customer_id=customer_id)
+    repo.insert_refresh_token(
+        uow.conn,
+        {
+            "id": token_id,
+            "family_id": family_id or token_id,
+            "customer_id": customer_id,
+            "token_hash": _sha256(raw),
+            "channel": channel,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        },
+    )
+    access = issue_access_token(
+        settings.secret_key,
+        customer_id=customer_id,
+        channel=channel,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=raw,
+        expires_in=settings.access_token_ttl_seconds,
+        customer_id=customer_id,
+    )
 
 
 # --- one-time codes (passwordless) --------------------------------------------------------------
@@ -278,10 +393,18 @@ def start_otp(uow: UnitOfWork, *, email: str, channel: str, settings: Settings) 
     code = f"{secrets.randbelow(1_000_000):06d}"
     now = clock.now()
     otp_id = new_id("otp")
-    repo.insert_otp(uow.conn, {"id": otp_id, "customer_id": customer_id,
-                               "code_hash": _otp_hash(settings, otp_id, code),
-                               "channel": channel, "created_at": now,
-                               "expires_at": now + timedelta(seconds=OTP_TTL_SECONDS), "attempts": 0})
+    repo.insert_otp(
+        uow.conn,
+        {
+            "id": otp_id,
+            "customer_id": customer_id,
+            "code_hash": _otp_hash(settings, otp_id, code),
+            "channel": channel,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=OTP_TTL_SECONDS),
+            "attempts": 0,
+        },
+    )
     uow.emit(CustomerOtpRequested(customer_id=customer_id, channel=channel))
     return OtpStarted(customer_id, code)
 
@@ -306,6 +429,7 @@ def verify_otp(uow: UnitOfWork, *, email: str, code: str, channel: str, settings
 
 # --- helpers -------------------------------------------------------------------------------------
 
+
 def _check_reach(actor: Principal, customer_id: str, scope: str) -> None:
     if actor.is_customer:
         if actor.customer_id != customer_id:
@@ -315,9 +439,17 @@ def _check_reach(actor: Principal, customer_id: str, scope: str) -> None:
 
 
 def _to_customer(row: repo.AnyRow) -> Customer:
-    return Customer(id=row.id, email=row.email, phone=row.phone, first_name=row.first_name,
-                    last_name=row.last_name, created_channel=row.created_channel, created_at=row.created_at,
-                    has_password=bool(row.has_password), version=row.version)
+    return Customer(
+        id=row.id,
+        email=row.email,
+        phone=row.phone,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        created_channel=row.created_channel,
+        created_at=row.created_at,
+        has_password=bool(row.has_password),
+        version=row.version,
+    )
 
 
 def _sha256(value: str) -> str:

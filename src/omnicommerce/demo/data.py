@@ -21,37 +21,153 @@ CHANNELS = [
 LOCATIONS = [
     ("dc-east", "East DC", "dc", "Edison, NJ", "08817", 40.5187, -74.4121, "732", ("ship",)),
     ("dc-west", "West DC", "dc", "Ontario, CA", "91761", 34.0633, -117.6509, "909", ("ship",)),
-    ("store-001", "New York Flatiron", "store", "New York, NY", "10010", 40.7411, -73.9897, "212",
-     ("ship", "pickup", "curbside", "same_day")),
-    ("store-002", "Boston Back Bay", "store", "Boston, MA", "02116", 42.3503, -71.0810, "617",
-     ("ship", "pickup", "curbside")),
-    ("store-003", "Philadelphia Center City", "store", "Philadelphia, PA", "19103", 39.9522, -75.1742, "215",
-     ("pickup", "curbside")),
-    ("store-004", "Washington Penn Quarter", "store", "Washington, DC", "20004", 38.8951, -77.0230, "202",
-     ("ship", "pickup", "same_day")),
-    ("store-005", "Atlanta Midtown", "store", "Atlanta, GA", "30308", 33.7816, -84.3830, "404",
-     ("pickup", "curbside")),
-    ("store-006", "Miami Brickell", "store", "Miami, FL", "33131", 25.7617, -80.1918, "305",
-     ("ship", "pickup", "curbside")),
-    ("store-007", "Chicago Loop", "store", "Chicago, IL", "60603", 41.8807, -87.6297, "312",
-     ("ship", "pickup", "curbside", "same_day")),
-    ("store-008", "Dallas Uptown", "store", "Dallas, TX", "75201", 32.7920, -96.8030, "214",
-     ("pickup", "curbside")),
-    ("store-009", "Denver LoDo", "store", "Denver, CO", "80202", 39.7525, -104.9995, "303",
-     ("ship", "pickup")),
-    ("store-010", "Phoenix Roosevelt Row", "store", "Phoenix, AZ", "85004", 33.4588, -112.0704, "602",
-     ("pickup", "curbside")),
-    ("store-011", "Los Angeles Arts District", "store", "Los Angeles, CA", "90013", 34.0407, -118.2468, "213",
-     ("ship", "pickup", "curbside", "same_day")),
-    ("store-012", "Seattle Pike Place", "store", "Seattle, WA", "98101", 47.6097, -122.3422, "206",
-     ("ship", "pickup")),
+    (
+        "store-001",
+        "New York Flatiron",
+        "store",
+        "New York, NY",
+        "10010",
+        40.7411,
+        -73.9897,
+        "212",
+        ("ship", "pickup", "curbside", "same_day"),
+    ),
+    (
+        "store-002",
+        "Boston Back Bay",
+        "store",
+        "Boston, MA",
+        "02116",
+        42.3503,
+        -71.0810,
+        "617",
+        ("ship", "pickup", "curbside"),
+    ),
+    (
+        "store-003",
+        "Philadelphia Center City",
+        "store",
+        "Philadelphia, PA",
+        "19103",
+        39.9522,
+        -75.1742,
+        "215",
+        ("pickup", "curbside"),
+    ),
+    (
+        "store-004",
+        "Washington Penn Quarter",
+        "store",
+        "Washington, DC",
+        "20004",
+        38.8951,
+        -77.0230,
+        "202",
+        ("ship", "pickup", "same_day"),
+    ),
+    (
+        "store-005",
+        "Atlanta Midtown",
+        "store",
+        "Atlanta, GA",
+        "30308",
+        33.7816,
+        -84.3830,
+        "404",
+        ("pickup", "curbside"),
+    ),
+    (
+        "store-006",
+        "Miami Brickell",
+        "store",
+        "Miami, FL",
+        "33131",
+        25.7617,
+        -80.1918,
+        "305",
+        ("ship", "pickup", "curbside"),
+    ),
+    (
+        "store-007",
+        "Chicago Loop",
+        "store",
+        "Chicago, IL",
+        "60603",
+        41.8807,
+        -87.6297,
+        "312",
+        ("ship", "pickup", "curbside", "same_day"),
+    ),
+    (
+        "store-008",
+        "Dallas Uptown",
+        "store",
+        "Dallas, TX",
+        "75201",
+        32.7920,
+        -96.8030,
+        "214",
+        ("pickup", "curbside"),
+    ),
+    (
+        "store-009",
+        "Denver LoDo",
+        "store",
+        "Denver, CO",
+        "80202",
+        39.7525,
+        -104.9995,
+        "303",
+        ("ship", "pickup"),
+    ),
+    (
+        "store-010",
+        "Phoenix Roosevelt Row",
+        "store",
+        "Phoenix, AZ",
+        "85004",
+        33.4588,
+        -112.0704,
+        "602",
+        ("pickup", "curbside"),
+    ),
+    (
+        "store-011",
+        "Los Angeles Arts District",
+        "store",
+        "Los Angeles, CA",
+        "90013",
+        34.0407,
+        -118.2468,
+        "213",
+        ("ship", "pickup", "curbside", "same_day"),
+    ),
+    (
+        "store-012",
+        "Seattle Pike Place",
+        "store",
+        "Seattle, WA",
+        "98101",
+        47.6097,
+        -122.3422,
+        "206",
+        ("ship", "pickup"),
+    ),
 ]
 
 CATEGORIES = [
-    ("apparel", "Apparel", None), ("tops", "Tops", "apparel"), ("bottoms", "Bottoms", "apparel"),
-    ("outerwear", "Outerwear", "apparel"), ("footwear", "Footwear", None), ("sneakers", "Sneakers", "footwear"),
-    ("boots", "Boots", "footwear"), ("accessories", "Accessories", None), ("bags", "Bags", "accessories"),
-    ("hats", "Hats", "accessories"), ("home", "Home", None), ("kitchen", "Kitchen", "home"),
+    ("apparel", "Apparel", None),
+    ("tops", "Tops", "apparel"),
+    ("bottoms", "Bottoms", "apparel"),
+    ("outerwear", "Outerwear", "apparel"),
+    ("footwear", "Footwear", None),
+    ("sneakers", "Sneakers", "footwear"),
+    ("boots", "Boots", "footwear"),
+    ("accessories", "Accessories", None),
+    ("bags", "Bags", "accessories"),
+    ("hats", "Hats", "accessories"),
+    ("home", "Home", None),
+    ("kitchen", "Kitchen", "home"),
     ("decor", "Decor", "home"),
 ]
 
@@ -66,21 +182,107 @@ _NOUNS = {
     "kitchen": ["Pour-Over Set", "Chef Knife", "Cast Iron Pan", "Mug Set"],
     "decor": ["Throw Blanket", "Candle", "Planter", "Wall Print"],
 }
-_ADJECTIVES = ["Everyday", "Coastal", "Alpine", "Heritage", "Urban", "Summit", "Harbor", "Canyon", "Prairie",
-               "Northern", "Drift", "Meridian", "Timber", "Cedar", "Granite"]
+_ADJECTIVES = [
+    "Everyday",
+    "Coastal",
+    "Alpine",
+    "Heritage",
+    "Urban",
+    "Summit",
+    "Harbor",
+    "Canyon",
+    "Prairie",
+    "Northern",
+    "Drift",
+    "Meridian",
+    "Timber",
+    "Cedar",
+    "Granite",
+]
 _COLORS = ["Black", "Navy", "Olive", "Sand", "Grey", "Rust", "White", "Forest"]
-_SIZES = {"tops": ["S", "M", "L", "XL"], "bottoms": ["30", "32", "34", "36"], "outerwear": ["S", "M", "L", "XL"],
-          "sneakers": ["8", "9", "10", "11"], "boots": ["8", "9", "10", "11"]}
-_BASE_PRICE = {"tops": (1800, 7800), "bottoms": (3900, 9800), "outerwear": (8900, 32900),
-               "sneakers": (6900, 17900), "boots": (11900, 24900), "bags": (2900, 14900),
-               "hats": (1500, 3900), "kitchen": (1900, 15900), "decor": (1200, 8900)}
-_WEIGHT = {"tops": 250, "bottoms": 600, "outerwear": 1200, "sneakers": 900, "boots": 1600, "bags": 800,
-           "hats": 150, "kitchen": 1500, "decor": 700}
-_FIRST = ["Ava", "Liam", "Olivia", "Noah", "Emma", "Mateo", "Sophia", "Lucas", "Isabella", "Ethan", "Mia",
-          "James", "Amara", "Kenji", "Priya", "Diego", "Fatima", "Chen", "Zoe", "Omar", "Grace", "Ravi",
-          "Elena", "Samuel", "Nora", "Aiden", "Leila", "Marcus", "Hana", "Tomas"]
-_LAST = ["Smith", "Johnson", "Garcia", "Nguyen", "Patel", "Kim", "Brown", "Martinez", "Lee", "Wilson",
-         "Anderson", "Thomas", "Hernandez", "Moore", "Okafor", "Rossi", "Silva", "Cohen", "Ali", "Walker"]
+_SIZES = {
+    "tops": ["S", "M", "L", "XL"],
+    "bottoms": ["30", "32", "34", "36"],
+    "outerwear": ["S", "M", "L", "XL"],
+    "sneakers": ["8", "9", "10", "11"],
+    "boots": ["8", "9", "10", "11"],
+}
+_BASE_PRICE = {
+    "tops": (1800, 7800),
+    "bottoms": (3900, 9800),
+    "outerwear": (8900, 32900),
+    "sneakers": (6900, 17900),
+    "boots": (11900, 24900),
+    "bags": (2900, 14900),
+    "hats": (1500, 3900),
+    "kitchen": (1900, 15900),
+    "decor": (1200, 8900),
+}
+_WEIGHT = {
+    "tops": 250,
+    "bottoms": 600,
+    "outerwear": 1200,
+    "sneakers": 900,
+    "boots": 1600,
+    "bags": 800,
+    "hats": 150,
+    "kitchen": 1500,
+    "decor": 700,
+}
+_FIRST = [
+    "Ava",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Emma",
+    "Mateo",
+    "Sophia",
+    "Lucas",
+    "Isabella",
+    "Ethan",
+    "Mia",
+    "James",
+    "Amara",
+    "Kenji",
+    "Priya",
+    "Diego",
+    "Fatima",
+    "Chen",
+    "Zoe",
+    "Omar",
+    "Grace",
+    "Ravi",
+    "Elena",
+    "Samuel",
+    "Nora",
+    "Aiden",
+    "Leila",
+    "Marcus",
+    "Hana",
+    "Tomas",
+]
+_LAST = [
+    "Smith",
+    "Johnson",
+    "Garcia",
+    "Nguyen",
+    "Patel",
+    "Kim",
+    "Brown",
+    "Martinez",
+    "Lee",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Hernandez",
+    "Moore",
+    "Okafor",
+    "Rossi",
+    "Silva",
+    "Cohen",
+    "Ali",
+    "Walker",
+]
 
 
 @dataclass
@@ -156,9 +358,16 @@ def generate_products(rng: random.Random, target: int = 300) -> list[DemoProduct
             for size in sizes[: 2 if leaf in _SIZES else 1]:
                 idx = len(products) * 10 + len(product.variants)
                 attrs = {"color": color} | ({"size": size} if size else {})
-                product.variants.append(DemoVariant(
-                    sku=f"NW-{idx:05d}", name=" / ".join(attrs.values()), barcode=_ean13(rng),
-                    weight_grams=_WEIGHT[leaf], price=price, attributes=attrs))
+                product.variants.append(
+                    DemoVariant(
+                        sku=f"NW-{idx:05d}",
+                        name=" / ".join(attrs.values()),
+                        barcode=_ean13(rng),
+                        weight_grams=_WEIGHT[leaf],
+                        price=price,
+                        attributes=attrs,
+                    )
+                )
         products.append(product)
     return products
 
@@ -182,12 +391,15 @@ def generate_customers(rng: random.Random, n: int) -> list[DemoCustomer]:
         area = rng.choice(LOCATIONS)[7]
         phone = f"+1{area}{rng.randint(200, 999)}{rng.randint(1000, 9999)}"
         channel = rng.choices(["web", "app", "pos", "call_center"], [45, 30, 20, 5])[0]
-        out.append(DemoCustomer(f"{first.lower()}.{last.lower()}{i}@example.com", phone, first, last, channel))
+        out.append(
+            DemoCustomer(f"{first.lower()}.{last.lower()}{i}@example.com", phone, first, last, channel)
+        )
     return out
 
 
-def generate_orders(rng: random.Random, products: list[DemoProduct], n_customers: int, n: int,
-                    now: datetime) -> list[DemoOrder]:
+def generate_orders(
+    rng: random.Random, products: list[DemoProduct], n_customers: int, n: int, now: datetime
+) -> list[DemoOrder]:
     skus = [(v.sku, p.hidden_channels) for p in products for v in p.variants]
     stores = [loc for loc, _, kind, *_ in LOCATIONS if kind == "store"]
     orders = []
@@ -204,9 +416,15 @@ def generate_orders(rng: random.Random, products: list[DemoProduct], n_customers
         # Seasonality: more orders in November/December.
         days_ago = int(rng.triangular(0, 365, 40))
         placed = now - timedelta(days=days_ago, minutes=rng.randint(0, 24 * 60))
-        orders.append(DemoOrder(channel, rng.choice(stores) if channel == "pos" else None,
-                                rng.randrange(n_customers) if known and n_customers else None,
-                                sorted(lines.items()), placed))
+        orders.append(
+            DemoOrder(
+                channel,
+                rng.choice(stores) if channel == "pos" else None,
+                rng.randrange(n_customers) if known and n_customers else None,
+                sorted(lines.items()),
+                placed,
+            )
+        )
     return orders
 
 

@@ -34,15 +34,55 @@ SYSTEM = auth.SYSTEM
 # The key every demo role gets: name, scopes, channel, location.
 DEMO_KEYS: list[tuple[str, list[str], str | None, str | None]] = [
     ("demo-admin", [Scope.ADMIN], None, None),
-    ("demo-web-storefront", [Scope.CATALOG_READ, Scope.PRICES_READ, Scope.INVENTORY_READ, Scope.CARTS_READ,
-                             Scope.CARTS_WRITE, Scope.ORDERS_READ, Scope.ORDERS_WRITE, Scope.CUSTOMERS_READ,
-                             Scope.CUSTOMERS_WRITE], "web", None),
-    ("demo-pos-store-007", [Scope.CATALOG_READ, Scope.PRICES_READ, Scope.INVENTORY_READ, Scope.INVENTORY_WRITE,
-                            Scope.CARTS_READ, Scope.CARTS_WRITE, Scope.ORDERS_READ, Scope.ORDERS_WRITE,
-                            Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE], "pos", "store-007"),
-    ("demo-call-center", [Scope.CATALOG_READ, Scope.PRICES_READ, Scope.INVENTORY_READ, Scope.CARTS_READ,
-                          Scope.CARTS_WRITE, Scope.ORDERS_READ, Scope.ORDERS_WRITE, Scope.CUSTOMERS_READ,
-                          Scope.CUSTOMERS_WRITE], "call_center", None),
+    (
+        "demo-web-storefront",
+        [
+            Scope.CATALOG_READ,
+            Scope.PRICES_READ,
+            Scope.INVENTORY_READ,
+            Scope.CARTS_READ,
+            Scope.CARTS_WRITE,
+            Scope.ORDERS_READ,
+            Scope.ORDERS_WRITE,
+            Scope.CUSTOMERS_READ,
+            Scope.CUSTOMERS_WRITE,
+        ],
+        "web",
+        None,
+    ),
+    (
+        "demo-pos-store-007",
+        [
+            Scope.CATALOG_READ,
+            Scope.PRICES_READ,
+            Scope.INVENTORY_READ,
+            Scope.INVENTORY_WRITE,
+            Scope.CARTS_READ,
+            Scope.CARTS_WRITE,
+            Scope.ORDERS_READ,
+            Scope.ORDERS_WRITE,
+            Scope.CUSTOMERS_READ,
+            Scope.CUSTOMERS_WRITE,
+        ],
+        "pos",
+        "store-007",
+    ),
+    (
+        "demo-call-center",
+        [
+            Scope.CATALOG_READ,
+            Scope.PRICES_READ,
+            Scope.INVENTORY_READ,
+            Scope.CARTS_READ,
+            Scope.CARTS_WRITE,
+            Scope.ORDERS_READ,
+            Scope.ORDERS_WRITE,
+            Scope.CUSTOMERS_READ,
+            Scope.CUSTOMERS_WRITE,
+        ],
+        "call_center",
+        None,
+    ),
 ]
 
 
@@ -66,15 +106,19 @@ def demo_keys(settings: Settings) -> dict[str, str]:
             for row in auth.list_api_keys(uow.conn):
                 if row.name.startswith("demo-") and row.active:
                     auth.revoke_api_key(uow.conn, row.id)
-            return {name: auth.create_api_key(uow.conn, name=name, scopes=list(scopes), channel=channel,
-                                              location=location).secret
-                    for name, scopes, channel, location in DEMO_KEYS}
+            return {
+                name: auth.create_api_key(
+                    uow.conn, name=name, scopes=list(scopes), channel=channel, location=location
+                ).secret
+                for name, scopes, channel, location in DEMO_KEYS
+            }
     finally:
         db.dispose()
 
 
-def load_demo(settings: Settings, *, seed: int, customers: int, orders: int, console: Console | None = None
-              ) -> dict[str, Any]:
+def load_demo(
+    settings: Settings, *, seed: int, customers: int, orders: int, console: Console | None = None
+) -> dict[str, Any]:
     now = clock.now()
     retailer = data.generate(seed, customers=customers, orders=orders, now=now)
     db = Database(settings.database_url, pool_size=2)
@@ -86,8 +130,14 @@ def load_demo(settings: Settings, *, seed: int, customers: int, orders: int, con
         ("customers", lambda uow: _load_customers(uow, retailer)),
         ("historical orders", lambda uow: _load_orders(uow, retailer)),
     ]
-    progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeElapsedColumn(), console=console or Console(stderr=True), transient=False)
+    progress = Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
+        transient=False,
+    )
     try:
         with progress:
             task = progress.add_task("demo retailer", total=len(steps))
@@ -102,7 +152,7 @@ def load_demo(settings: Settings, *, seed: int, customers: int, orders: int, con
     return {
         "channels": len(data.CHANNELS),
         "locations": f"{sum(1 for loc in data.LOCATIONS if loc[2] == 'dc')} DCs, "
-                     f"{sum(1 for loc in data.LOCATIONS if loc[2] == 'store')} stores",
+        f"{sum(1 for loc in data.LOCATIONS if loc[2] == 'store')} stores",
         "products": len(retailer.products),
         "variants": sum(len(p.variants) for p in retailer.products),
         "stock rows": len(retailer.stock),
@@ -115,49 +165,114 @@ def load_demo(settings: Settings, *, seed: int, customers: int, orders: int, con
 def _load_channels_and_locations(uow: UnitOfWork) -> None:
     for channel_id, name, kind, currency in data.CHANNELS:
         upsert_channel(uow.conn, Channel(channel_id, name, kind, currency))
-    inventory.upsert_locations(uow, [
-        LocationInfo(id=loc_id, kind=kind, name=name, capabilities=frozenset(caps), lat=lat, lon=lon,
-                     postal_code=postal, city=city, country="US")
-        for loc_id, name, kind, city, postal, lat, lon, _area, caps in data.LOCATIONS
-    ])
+    inventory.upsert_locations(
+        uow,
+        [
+            LocationInfo(
+                id=loc_id,
+                kind=kind,
+                name=name,
+                capabilities=frozenset(caps),
+                lat=lat,
+                lon=lon,
+                postal_code=postal,
+                city=city,
+                country="US",
+            )
+            for loc_id, name, kind, city, postal, lat, lon, _area, caps in data.LOCATIONS
+        ],
+    )
     # The call center ships from the DCs only and keeps 2 units in reserve per location for stores.
     inventory.set_channel_rule(uow, "call_center", [loc[0] for loc in data.LOCATIONS if loc[2] == "dc"], 2)
 
 
 def _load_catalog(uow: UnitOfWork, retailer: DemoRetailer) -> None:
-    categories = [CategoryCreate(id=cid, name=name, parent_id=parent) for cid, name, parent in data.CATEGORIES]
+    categories = [
+        CategoryCreate(id=cid, name=name, parent_id=parent) for cid, name, parent in data.CATEGORIES
+    ]
     products = [
-        ProductCreate(name=p.name, description=p.description, category_ids=p.category_ids,
-                      hidden_channels=p.hidden_channels,
-                      variants=[VariantCreate(sku=v.sku, barcode=v.barcode, name=v.name, weight_grams=v.weight_grams,
-                                              attributes=dict(v.attributes)) for v in p.variants])
+        ProductCreate(
+            name=p.name,
+            description=p.description,
+            category_ids=p.category_ids,
+            hidden_channels=p.hidden_channels,
+            variants=[
+                VariantCreate(
+                    sku=v.sku,
+                    barcode=v.barcode,
+                    name=v.name,
+                    weight_grams=v.weight_grams,
+                    attributes=dict(v.attributes),
+                )
+                for v in p.variants
+            ],
+        )
         for p in retailer.products
     ]
     catalog.import_catalog(uow, categories, products)
 
 
 def _load_prices(uow: UnitOfWork, retailer: DemoRetailer) -> None:
-    entries = [PriceEntry(sku=v.sku, currency="USD", amount=v.price) for p in retailer.products for v in p.variants]
+    entries = [
+        PriceEntry(sku=v.sku, currency="USD", amount=v.price) for p in retailer.products for v in p.variants
+    ]
     # App-only prices on every tenth product: the app is the cheapest place to buy those.
-    entries += [PriceEntry(sku=v.sku, currency="USD", amount=v.price - v.price // 10, channel="app")
-                for p in retailer.products[::10] for v in p.variants]
+    entries += [
+        PriceEntry(sku=v.sku, currency="USD", amount=v.price - v.price // 10, channel="app")
+        for p in retailer.products[::10]
+        for v in p.variants
+    ]
     pricing.set_prices(uow, entries)
     start = clock.now() - timedelta(days=1)
-    pricing.create_promotion(uow, SYSTEM, PromotionCreate(
-        name="Winter outerwear 20% off", kind=PromotionKind.PERCENTAGE, basis_points=2000, starts_at=start,
-        ends_at=start + timedelta(days=60), category_ids=["outerwear"]))
-    pricing.create_promotion(uow, SYSTEM, PromotionCreate(
-        name="Hats: buy 2, get 1 free", kind=PromotionKind.BUY_X_GET_Y, buy_quantity=2, get_quantity=1,
-        starts_at=start, category_ids=["hats"]))
-    welcome = pricing.create_promotion(uow, SYSTEM, PromotionCreate(
-        name="Welcome 10% off", kind=PromotionKind.PERCENTAGE, basis_points=1000, starts_at=start,
-        requires_coupon=True))
+    pricing.create_promotion(
+        uow,
+        SYSTEM,
+        PromotionCreate(
+            name="Winter outerwear 20% off",
+            kind=PromotionKind.PERCENTAGE,
+            basis_points=2000,
+            starts_at=start,
+            ends_at=start + timedelta(days=60),
+            category_ids=["outerwear"],
+        ),
+    )
+    pricing.create_promotion(
+        uow,
+        SYSTEM,
+        PromotionCreate(
+            name="Hats: buy 2, get 1 free",
+            kind=PromotionKind.BUY_X_GET_Y,
+            buy_quantity=2,
+            get_quantity=1,
+            starts_at=start,
+            category_ids=["hats"],
+        ),
+    )
+    welcome = pricing.create_promotion(
+        uow,
+        SYSTEM,
+        PromotionCreate(
+            name="Welcome 10% off",
+            kind=PromotionKind.PERCENTAGE,
+            basis_points=1000,
+            starts_at=start,
+            requires_coupon=True,
+        ),
+    )
     pricing.create_coupon(uow, SYSTEM, CouponCreate(code="WELCOME10", promotion_id=welcome.id, max_uses=1000))
 
 
 def _load_customers(uow: UnitOfWork, retailer: DemoRetailer) -> None:
-    rows = [{"email": c.email, "phone": c.phone, "first_name": c.first_name, "last_name": c.last_name,
-             "channel": c.channel} for c in retailer.customers]
+    rows = [
+        {
+            "email": c.email,
+            "phone": c.phone,
+            "first_name": c.first_name,
+            "last_name": c.last_name,
+            "channel": c.channel,
+        }
+        for c in retailer.customers
+    ]
     customers.import_customers(uow, rows, password_hash=hash_password(DEMO_PASSWORD))
 
 
@@ -172,8 +287,18 @@ def _load_orders(uow: UnitOfWork, retailer: DemoRetailer) -> None:
             if o.customer_index not in ids:
                 ids[o.customer_index] = customers.find_or_create_by_email(uow, email=email, channel=o.channel)
             customer_id = ids[o.customer_index]
-        lines = tuple(HistoricalLine(sku=sku, name=variants[sku][0], quantity=q, unit_price=variants[sku][1])
-                      for sku, q in o.lines)
-        history.append(HistoricalOrder(channel=o.channel, currency="USD", placed_at=o.placed_at, lines=lines,
-                                       customer_id=customer_id, location_id=o.location_id))
+        lines = tuple(
+            HistoricalLine(sku=sku, name=variants[sku][0], quantity=q, unit_price=variants[sku][1])
+            for sku, q in o.lines
+        )
+        history.append(
+            HistoricalOrder(
+                channel=o.channel,
+                currency="USD",
+                placed_at=o.placed_at,
+                lines=lines,
+                customer_id=customer_id,
+                location_id=o.location_id,
+            )
+        )
     orders.import_orders(uow, history)

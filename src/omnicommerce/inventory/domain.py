@@ -97,13 +97,16 @@ class HoldAction(StrEnum):
     COMMIT = "commit"
     RELEASE = "release"
     EXPIRE = "expire"
+    CANCEL = "cancel"  # the order an allocation belongs to was cancelled
 
 
-# The whole state machine: anything not listed is illegal.
+# The whole state machine: anything not listed is illegal. RELEASED and EXPIRED are terminal, so
+# a hold gives its units back at most once.
 HOLD_TRANSITIONS: Mapping[tuple[HoldState, HoldAction], HoldState] = {
     (HoldState.HELD, HoldAction.COMMIT): HoldState.COMMITTED,
     (HoldState.HELD, HoldAction.RELEASE): HoldState.RELEASED,
     (HoldState.HELD, HoldAction.EXPIRE): HoldState.EXPIRED,
+    (HoldState.COMMITTED, HoldAction.CANCEL): HoldState.RELEASED,  # allocations given back
 }
 
 # Holds whose units are counted in stock_levels.reserved.
@@ -153,9 +156,8 @@ class LedgerEntry:
     location_id: str
     delta_on_hand: int
     delta_reserved: int
-    reason: (
-        str  # receive, adjust, transfer_out, transfer_in, cycle_count, reserve, release, expire, commit, sale
-    )
+    # receive, adjust, transfer_out, transfer_in, cycle_count, reserve, release, expire, commit, cancel, sale
+    reason: str
     reference: str | None
     actor: str
     note: str | None = None

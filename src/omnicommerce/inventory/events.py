@@ -105,6 +105,16 @@ class StockCommitted(_InventoryEvent):
     allocations: list[AllocationLine]
 
 
+class AllocationReleased(_InventoryEvent):
+    """A cancelled order's allocations went back to stock (``reserved`` fell by them); once per order."""
+
+    type: Literal["allocation.released"] = "allocation.released"
+    version: Literal[1] = 1
+    order_id: str
+    reason: str
+    allocations: list[AllocationLine]
+
+
 class InventoryShortfall(_InventoryEvent):
     """More units are promised (or kept as safety stock) at a location than are on hand."""
 
@@ -128,5 +138,6 @@ InventoryEvent = (
     | HoldReleased
     | HoldExpired
     | StockCommitted
+    | AllocationReleased
     | InventoryShortfall
 )

@@ -403,6 +403,16 @@ def owner_holds(conn: Connection, owner_id: str, states: Collection[HoldState]) 
     return [_hold(r) for r in conn.execute(stmt)]
 
 
+def order_holds(conn: Connection, order_id: str, states: Collection[HoldState]) -> list[Hold]:
+    """The holds allocated to an order (``ix_holds_order``), in lock order."""
+    stmt = (
+        select(*HOLD_COLUMNS)
+        .where(holds.c.order_id == order_id, holds.c.state.in_(list(states)))
+        .order_by(holds.c.sku, holds.c.location_id, holds.c.id)
+    )
+    return [_hold(r) for r in conn.execute(stmt)]
+
+
 def insert_holds(conn: Connection, new: Sequence[Hold]) -> None:
     if not new:
         return

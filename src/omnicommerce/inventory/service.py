@@ -1,8 +1,8 @@
 """Inventory use cases. Each takes the caller's unit of work and never commits.
 
-Other contexts call only: :func:`reserve`, :func:`release`, :func:`commit`, :func:`record_sale`,
-:func:`availability`, :func:`get_location` (and the demo loaders :func:`upsert_locations`,
-:func:`set_stock_bulk`, :func:`set_channel_rule`).
+Other contexts call only: :func:`reserve`, :func:`release`, :func:`commit`,
+:func:`release_allocations`, :func:`record_sale`, :func:`availability`, :func:`get_location` (and
+the demo loaders :func:`upsert_locations`, :func:`set_stock_bulk`, :func:`set_channel_rule`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from omnicommerce.inventory.domain import (
     Allocation,
     ChannelRule,
     Hold,
+    HoldAction,
     HoldPlan,
     HoldState,
     InsufficientStock,
@@ -35,6 +36,7 @@ from omnicommerce.inventory.domain import (
     credit,
     eligible_locations,
     haversine_km,
+    next_state,
     plan_holds,
     rebalance,
     shortfall,
@@ -42,6 +44,7 @@ from omnicommerce.inventory.domain import (
 )
 from omnicommerce.inventory.events import (
     AllocationLine,
+    AllocationReleased,
     CountLine,
     HoldExpired,
     HoldLine,
@@ -222,6 +225,52 @@ def release(uow: UnitOfWork, *, owner_id: str, reason: str) -> None:
     repo.append_ledger(uow.conn, _hold_ledger(released, "release", owner_id))
     if released:
         uow.emit(HoldReleased(owner_id=owner_id, reason=reason, holds=_lines(released)))
+
+
+def release_allocations(uow: UnitOfWork, *, order_id: str, reason: str) -> list[Allocation]:
+    """Give an order's allocations back (the order was cancelled): its committed holds become
+    released and ``reserved`` falls by their units. Returns the allocations given back.
+
+    Idempotent: a repeat, or a racing call for the same order, finds nothing committed (or loses
+    the compare-and-set) and returns ``[]``; the units go back once. An order without holds (a
+    POS sale, whose units already left the store) is left alone. Five statements whatever the
+    number of lines — read the holds, lock their rows in (sku, location_id) order, move the
+    holds, move ``reserved``, append the ledger — and one when there is nothing to give back."""
+    committed = repo.order_holds(uow.conn, order_id, [HoldState.COMMITTED])
+    if not committed:
+        return []
+    repo.lock_rows(uow.conn, {h.key for h in committed})
+    moved = repo.transition(
+        uow.conn,
+        [h.id for h in committed],
+        from_state=HoldState.COMMITTED,
+        to_state=next_state(HoldState.COMMITTED, HoldAction.CANCEL),
+    )
+    # A concurrent call for the same order moved a hold first: it gave those units back.
+    released = [h for h in committed if h.id in moved]
+    repo.shift_reserved(uow.conn, {k: -n for k, n in units_by_row(released).items()})
+    repo.append_ledger(
+        uow.conn,
+        [
+            LedgerEntry(
+                h.sku, h.location_id, 0, -h.quantity, HoldAction.CANCEL.value, order_id, SYSTEM_ACTOR, h.id
+            )
+            for h in released
+        ],
+    )
+    if not released:
+        return []
+    allocations = _allocations(released)
+    uow.emit(
+        AllocationReleased(
+            order_id=order_id,
+            reason=reason,
+            allocations=[
+                AllocationLine(sku=a.sku, location_id=a.location_id, quantity=a.quantity) for a in allocations
+            ],
+        )
+    )
+    return allocations
 
 
 def _settle(

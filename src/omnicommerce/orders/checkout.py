@@ -230,7 +230,8 @@ def _pay_store_sale(provider: PaymentProvider, cmd: StoreSaleCreate, quote: Quot
 
 
 def cancel(db: Database, provider: PaymentProvider, actor: Principal, order_id: str) -> Order:
-    """Cancel a placed/paid order: money back through the provider, then the stock released."""
+    """Cancel a placed/paid order: money back through the provider, then one transaction moves
+    the order to cancelled and gives its allocations back to stock (a second cancel is 409)."""
     with db.uow(readonly=True) as uow:
         order = orders.check_action(uow, actor, order_id, Action.CANCEL)
     status = _give_back(provider, order, key=f"cancel:{order.id}:{order.version}")

@@ -290,9 +290,12 @@ def check_action(uow: UnitOfWork, actor: Principal, order_id: str, action: Actio
 
 
 def cancel_order(uow: UnitOfWork, actor: Principal, order: Order, *, payment_status: str) -> Order:
-    """Cancel (payment already voided/refunded by the caller) and release the order's stock."""
+    """Cancel (payment already voided/refunded by the caller) and give the order's allocations
+    back to stock, in the same transaction. The version check in ``_transition`` lets one cancel
+    through; ``release_allocations`` is idempotent besides. A checked-out cart holds nothing
+    uncommitted, and a store sale has no holds (its units left the store): nothing else to free."""
     order = _transition(uow, actor, order, Action.CANCEL, payment_status=payment_status)
-    inventory.release(uow, owner_id=order.cart_id or order.id, reason="order-cancelled")
+    inventory.release_allocations(uow, order_id=order.id, reason="order-cancelled")
     uow.emit(OrderCancelled(**_facts(order), payment_status=payment_status))
     return order
 

@@ -44,10 +44,16 @@ class Scope(StrEnum):
 
 
 # What a signed-in shopper may do; services further limit them to their own records.
-CUSTOMER_SCOPES = frozenset({
-    Scope.CATALOG_READ, Scope.PRICES_READ, Scope.INVENTORY_READ, Scope.CARTS_READ, Scope.CARTS_WRITE,
-    Scope.ORDERS_READ,
-})
+CUSTOMER_SCOPES = frozenset(
+    {
+        Scope.CATALOG_READ,
+        Scope.PRICES_READ,
+        Scope.INVENTORY_READ,
+        Scope.CARTS_READ,
+        Scope.CARTS_WRITE,
+        Scope.ORDERS_READ,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +126,29 @@ def create_api_key(
         get_channel(conn, channel)
     secret = "omk_" + secrets.token_urlsafe(32)
     key_id = new_id("key")
-    conn.execute(api_keys.insert().values(
-        id=key_id, name=name, key_hash=hash_key(secret), prefix=secret[:10], scopes=" ".join(sorted(set(scopes))),
-        channel_id=channel, location_id=location, active=True, created_at=clock.now(),
-    ))
+    conn.execute(
+        api_keys.insert().values(
+            id=key_id,
+            name=name,
+            key_hash=hash_key(secret),
+            prefix=secret[:10],
+            scopes=" ".join(sorted(set(scopes))),
+            channel_id=channel,
+            location_id=location,
+            active=True,
+            created_at=clock.now(),
+        )
+    )
     principal = Principal("api_key", key_id, frozenset(scopes), channel, location)
     return IssuedKey(key_id, secret, principal)
 
 
 def revoke_api_key(conn: Connection, key_id: str) -> None:
-    res = conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.active.is_(True))
-                       .values(active=False, revoked_at=clock.now()))
+    res = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.active.is_(True))
+        .values(active=False, revoked_at=clock.now())
+    )
     if res.rowcount == 0:
         raise NotFound(f"no active API key {key_id!r}")
     _key_cache.clear()
@@ -184,6 +202,7 @@ def authenticate_api_key(conn_factory: Any, raw: str, *, cache_seconds: float) -
 
 # --- customer tokens -------------------------------------------------------------------------
 
+
 def issue_access_token(secret: str, *, customer_id: str, channel: str, ttl_seconds: int) -> str:
     issued = clock.now()
     claims = {
@@ -199,8 +218,9 @@ def issue_access_token(secret: str, *, customer_id: str, channel: str, ttl_secon
 
 def authenticate_customer_token(secret: str, token: str) -> Principal:
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "exp", "chn"]},
-                            leeway=5)
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["sub", "exp", "chn"]}, leeway=5
+        )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("customer token expired; refresh it") from exc
     except jwt.PyJWTError as exc:
@@ -210,7 +230,9 @@ def authenticate_customer_token(secret: str, token: str) -> Principal:
     return Principal("customer", claims["sub"], CUSTOMER_SCOPES, claims["chn"], None, claims["sub"])
 
 
-def authenticate(secret: str, conn_factory: Any, authorization: str | None, *, cache_seconds: float) -> Principal:
+def authenticate(
+    secret: str, conn_factory: Any, authorization: str | None, *, cache_seconds: float
+) -> Principal:
     if not authorization:
         raise Unauthorized("missing Authorization header (Bearer API key or customer token)")
     scheme, _, token = authorization.partition(" ")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Column, String, Table, select
 from sqlalchemy.engine import Connection
 
-from omnicommerce.platform.errors import Forbidden, InvalidInput, NotFound
 from omnicommerce.platform.db import metadata
+from omnicommerce.platform.errors import Forbidden, InvalidInput, NotFound
 
 channels = Table(
     "channels",
@@ -51,16 +51,25 @@ def get_channel(conn: Connection, channel_id: str) -> Channel:
 
 
 def list_channels(conn: Connection) -> list[Channel]:
-    return [Channel(r.id, r.name, r.kind, r.currency) for r in conn.execute(select(channels).order_by(channels.c.id))]
+    return [
+        Channel(r.id, r.name, r.kind, r.currency)
+        for r in conn.execute(select(channels).order_by(channels.c.id))
+    ]
 
 
 def upsert_channel(conn: Connection, channel: Channel) -> None:
     if conn.execute(select(channels.c.id).where(channels.c.id == channel.id)).first():
-        conn.execute(channels.update().where(channels.c.id == channel.id).values(
-            name=channel.name, kind=channel.kind, currency=channel.currency))
+        conn.execute(
+            channels.update()
+            .where(channels.c.id == channel.id)
+            .values(name=channel.name, kind=channel.kind, currency=channel.currency)
+        )
     else:
-        conn.execute(channels.insert().values(id=channel.id, name=channel.name, kind=channel.kind,
-                                              currency=channel.currency))
+        conn.execute(
+            channels.insert().values(
+                id=channel.id, name=channel.name, kind=channel.kind, currency=channel.currency
+            )
+        )
 
 
 def resolve_channel(bound: str | None, requested: str | None) -> str:

@@ -15,7 +15,10 @@ class Settings(BaseSettings):
         default="sqlite:///./omnicommerce.db",
         description="SQLAlchemy URL; sqlite:///file.db (default) or postgresql+psycopg://user@host/db",
     )
-    nats_url: str | None = Field(default=None, description="NATS JetStream URL for the scale-out relay (not used yet: events are delivered in-process)")
+    nats_url: str | None = Field(
+        default=None,
+        description="NATS JetStream URL for the scale-out relay (not used yet: events stay in-process)",
+    )
     secret_key: str = Field(
         default="dev-only-change-me-0123456789abcdef",
         description="Signs customer tokens; set a long random value in production",

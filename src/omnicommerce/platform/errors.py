@@ -105,34 +105,51 @@ def install_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _field_errors(exc)
         if any(e["code"] == "json_invalid" for e in errors):
-            return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.",
-                           request.url.path)
-        fields = ", ".join(e["field"] or "body" for e in errors)
-        return problem(422, "validation-error", "Invalid request", f"Invalid value for: {fields}.",
-                       request.url.path, errors=errors)
+            return problem(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                "The request body is not valid JSON.",
+                request.url.path,
+            )
+        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+        return problem(422, "validation-error", "Invalid request", detail, request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
-        return problem(exc.status_code, f"http-{exc.status_code}", titles.get(exc.status_code, "HTTP error"),
-                       str(exc.detail), request.url.path)
+        return problem(
+            exc.status_code,
+            f"http-{exc.status_code}",
+            titles.get(exc.status_code, "HTTP error"),
+            str(exc.detail),
+            request.url.path,
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
         # Connection loss, lock timeouts and deadlock victims alike: nothing was committed, retry is safe.
         log.warning("database operational error: %s", type(exc.orig).__name__)
-        response = problem(503, "service-unavailable", "Service unavailable",
-                           "The database could not complete the request; nothing was changed. Retry shortly.",
-                           request.url.path)
+        response = problem(
+            503,
+            "service-unavailable",
+            "Service unavailable",
+            "The database could not complete the request; nothing was changed. Retry shortly.",
+            request.url.path,
+        )
         response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
         log.exception("database error")
-        return problem(500, "internal-error", "Internal error", "An unexpected error occurred.", request.url.path)
+        return problem(
+            500, "internal-error", "Internal error", "An unexpected error occurred.", request.url.path
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return problem(500, "internal-error", "Internal error", "An unexpected error occurred.", request.url.path)
+        return problem(
+            500, "internal-error", "Internal error", "An unexpected error occurred.", request.url.path
+        )

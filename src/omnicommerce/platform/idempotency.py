@@ -82,9 +82,16 @@ class Idempotency:
         result = produce()
         payload = result.model_dump(mode="json")
         try:
-            uow.conn.execute(insert(idempotency_records).values(
-                scope=self.scope, key=self.key, fingerprint=fp, status=status,
-                body=orjson.dumps(payload).decode(), created_at=clock.now()))
+            uow.conn.execute(
+                insert(idempotency_records).values(
+                    scope=self.scope,
+                    key=self.key,
+                    fingerprint=fp,
+                    status=status,
+                    body=orjson.dumps(payload).decode(),
+                    created_at=clock.now(),
+                )
+            )
             uow.commit()
         except IntegrityError:
             uow.rollback()
@@ -97,13 +104,17 @@ class Idempotency:
         return _json(status, payload)
 
     def _stored(self, uow: UnitOfWork, fp: str) -> JSONResponse | None:
-        row = uow.conn.execute(select(idempotency_records).where(
-            idempotency_records.c.scope == self.scope, idempotency_records.c.key == self.key)).first()
+        row = uow.conn.execute(
+            select(idempotency_records).where(
+                idempotency_records.c.scope == self.scope, idempotency_records.c.key == self.key
+            )
+        ).first()
         if row is None:
             return None
         if row.fingerprint != fp:
             raise IdempotencyConflict(
-                "this Idempotency-Key was already used with a different request body; use a new key")
+                "this Idempotency-Key was already used with a different request body; use a new key"
+            )
         response = _json(row.status, orjson.loads(row.body))
         response.headers["Idempotent-Replayed"] = "true"
         return response

@@ -8,9 +8,29 @@ from omnicommerce.platform.errors import DomainError
 
 # Minor-unit exponents for the currencies we accept (ISO 4217).
 CURRENCY_EXPONENTS: dict[str, int] = {
-    "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2,
-    "PLN": 2, "CZK": 2, "MXN": 2, "BRL": 2, "INR": 2, "CNY": 2, "SGD": 2, "NZD": 2, "ZAR": 2,
-    "JPY": 0, "KRW": 0, "HUF": 2, "KWD": 3, "BHD": 3,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "CHF": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "CZK": 2,
+    "MXN": 2,
+    "BRL": 2,
+    "INR": 2,
+    "CNY": 2,
+    "SGD": 2,
+    "NZD": 2,
+    "ZAR": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "HUF": 2,
+    "KWD": 3,
+    "BHD": 3,
 }
 
 

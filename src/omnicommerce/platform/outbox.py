@@ -29,8 +29,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.sql import Select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
 
 from omnicommerce.platform import clock
 from omnicommerce.platform.db import Database, UnitOfWork, UTCDateTime, metadata
@@ -138,8 +138,15 @@ class Relay:
     @staticmethod
     def _pending(limit: int) -> Select[Any]:
         return (
-            select(outbox.c.seq, outbox.c.id, outbox.c.type, outbox.c.version, outbox.c.subject,
-                   outbox.c.occurred_at, outbox.c.payload)
+            select(
+                outbox.c.seq,
+                outbox.c.id,
+                outbox.c.type,
+                outbox.c.version,
+                outbox.c.subject,
+                outbox.c.occurred_at,
+                outbox.c.payload,
+            )
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.seq)
             .limit(limit)
@@ -147,7 +154,9 @@ class Relay:
 
     def _deliver_all(self, rows: Sequence[Row[Any]]) -> None:
         for row in rows:
-            env = Envelope(row.id, row.type, row.version, row.subject, row.occurred_at, orjson.loads(row.payload))
+            env = Envelope(
+                row.id, row.type, row.version, row.subject, row.occurred_at, orjson.loads(row.payload)
+            )
             for consumer, handler in self._handlers.get(row.type, []):
                 self._deliver(consumer, handler, env)
 
@@ -162,7 +171,9 @@ class Relay:
         with self.db.uow() as uow:
             try:
                 uow.conn.execute(
-                    insert(processed_events).values(consumer=consumer, event_id=env.id, processed_at=clock.now())
+                    insert(processed_events).values(
+                        consumer=consumer, event_id=env.id, processed_at=clock.now()
+                    )
                 )
             except IntegrityError:
                 return  # already handled: at-least-once delivery, exactly-once effect

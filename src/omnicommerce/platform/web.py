@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -17,7 +17,6 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database, UnitOfWork
 from omnicommerce.platform.errors import InvalidInput
 from omnicommerce.platform.idempotency import Idempotency
-
 
 # Dependencies are ``async def`` where they do no blocking I/O, so FastAPI runs them on the event
 # loop instead of hopping to the thread pool for each one; only the route itself runs in a thread.
@@ -51,7 +50,9 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 
 async def current_principal(
     request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer API key (omk_…) or customer token")] = None,
+    authorization: Annotated[
+        str | None, Header(description="Bearer API key (omk_…) or customer token")
+    ] = None,
 ) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
@@ -59,13 +60,14 @@ async def current_principal(
     settings: Settings = request.app.state.settings
     db: Database = request.app.state.db
     # Customer JWTs and cached API keys cost no I/O; only an uncached key is looked up.
-    principal = authenticate(settings.secret_key, db.engine.connect, authorization,
-                             cache_seconds=settings.api_key_cache_seconds)
+    principal = authenticate(
+        settings.secret_key, db.engine.connect, authorization, cache_seconds=settings.api_key_cache_seconds
+    )
     request.state.principal = principal
     return principal
 
 
-def require(*scopes: str) -> Callable[..., Principal]:
+def require(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency answering 401 without a credential and 403 without every scope."""
 
     async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -46,8 +46,17 @@ router = APIRouter(tags=["pricing"])
 PricesRead = Annotated[Principal, Depends(require(Scope.PRICES_READ))]
 PricesWrite = Annotated[Principal, Depends(require(Scope.PRICES_WRITE))]
 
-QUOTE_PROBLEMS = problem_schema(UnknownSku, NoPrice, InvalidQuantity, CurrencyMismatch, InvalidCoupon,
-                                CouponExhausted, ChannelRequired, ChannelMismatch, UnknownChannel)
+QUOTE_PROBLEMS = problem_schema(
+    UnknownSku,
+    NoPrice,
+    InvalidQuantity,
+    CurrencyMismatch,
+    InvalidCoupon,
+    CouponExhausted,
+    ChannelRequired,
+    ChannelMismatch,
+    UnknownChannel,
+)
 
 
 def _parse_line(raw: str) -> QuoteLine:
@@ -57,12 +66,25 @@ def _parse_line(raw: str) -> QuoteLine:
     return QuoteLine(sku, int(qty))
 
 
-def _quote(uow: UnitOfWork, actor: Principal, channel: str | None, currency: str, lines: list[QuoteLine],
-           customer_id: str | None, coupons: list[str]) -> QuoteOut:
+def _quote(
+    uow: UnitOfWork,
+    actor: Principal,
+    channel: str | None,
+    currency: str,
+    lines: list[QuoteLine],
+    customer_id: str | None,
+    coupons: list[str],
+) -> QuoteOut:
     # A shopper's quote is always their own.
     customer = actor.customer_id if actor.is_customer else customer_id
-    result = service.quote(uow, channel=resolve_channel(actor.channel, channel), currency=currency,
-                           lines=lines, customer_id=customer, coupon_codes=coupons)
+    result = service.quote(
+        uow,
+        channel=resolve_channel(actor.channel, channel),
+        currency=currency,
+        lines=lines,
+        customer_id=customer,
+        coupon_codes=coupons,
+    )
     return QuoteOut.model_validate(result)
 
 
@@ -87,8 +109,9 @@ def quote_body(body: QuoteRequest, actor: PricesRead, uow: ReadUoW) -> QuoteOut:
 
 
 @router.put("/prices", responses=problem_schema(UnknownSku, UnsupportedCurrency, UnknownPriceChannel))
-def set_prices(body: Annotated[list[PriceEntry], Body(min_length=1, max_length=5000)], actor: PricesWrite,
-               uow: UoW) -> PricesUpdated:
+def set_prices(
+    body: Annotated[list[PriceEntry], Body(min_length=1, max_length=5000)], actor: PricesWrite, uow: UoW
+) -> PricesUpdated:
     updated = service.set_prices(uow, body)
     uow.commit()
     return PricesUpdated(updated=updated)
@@ -99,10 +122,12 @@ def get_prices(sku: str, actor: PricesRead, uow: ReadUoW) -> SkuPrices:
     return service.get_prices(uow, sku)
 
 
-@router.post("/promotions", status_code=201, response_model=Promotion,
-             responses=problem_schema(IdempotencyConflict))
-def create_promotion(body: PromotionCreate, actor: PricesWrite, uow: UoW,
-                     idem: IdempotencyKey) -> JSONResponse:
+@router.post(
+    "/promotions", status_code=201, response_model=Promotion, responses=problem_schema(IdempotencyConflict)
+)
+def create_promotion(
+    body: PromotionCreate, actor: PricesWrite, uow: UoW, idem: IdempotencyKey
+) -> JSONResponse:
     return idem.run(uow, body, lambda: service.create_promotion(uow, actor, body))
 
 
@@ -117,7 +142,11 @@ def list_promotions(
     return service.list_promotions(uow, actor, running_at=running_at, cursor=cursor, limit=limit)
 
 
-@router.post("/coupons", status_code=201, response_model=Coupon,
-             responses=problem_schema(UnknownPromotion, DuplicateCoupon, IdempotencyConflict))
+@router.post(
+    "/coupons",
+    status_code=201,
+    response_model=Coupon,
+    responses=problem_schema(UnknownPromotion, DuplicateCoupon, IdempotencyConflict),
+)
 def create_coupon(body: CouponCreate, actor: PricesWrite, uow: UoW, idem: IdempotencyKey) -> JSONResponse:
     return idem.run(uow, body, lambda: service.create_coupon(uow, actor, body))

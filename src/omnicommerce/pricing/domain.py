@@ -200,8 +200,9 @@ def effective_prices(rows: Iterable[tuple[str, str | None, int]]) -> dict[str, i
     return base | override
 
 
-def validate_coupons(codes: Iterable[str], coupons: Mapping[str, Coupon],
-                     promotions: Mapping[str, Promotion], at: datetime) -> dict[str, str]:
+def validate_coupons(
+    codes: Iterable[str], coupons: Mapping[str, Coupon], promotions: Mapping[str, Promotion], at: datetime
+) -> dict[str, str]:
     """Usable codes → the promotion each unlocks; raises on the first unusable one."""
     unlocked: dict[str, str] = {}
     for code in normalize_codes(codes):
@@ -211,8 +212,9 @@ def validate_coupons(codes: Iterable[str], coupons: Mapping[str, Coupon],
         promo = promotions.get(coupon.promotion_id)
         expired = coupon.expires_at is not None and at >= coupon.expires_at
         if expired or promo is None or not promo.running_at(at):
-            raise InvalidCoupon(f"coupon {code!r} is expired or its promotion is not running",
-                                coupon_code=code)
+            raise InvalidCoupon(
+                f"coupon {code!r} is expired or its promotion is not running", coupon_code=code
+            )
         if coupon.max_uses is not None and coupon.uses >= coupon.max_uses:
             raise CouponExhausted(f"coupon {code!r} has been used up", coupon_code=code)
         unlocked[code] = coupon.promotion_id
@@ -244,18 +246,32 @@ def price_lines(
     unlocked = _unlocked(coupon_codes, by_id)
     automatic = [p for p in running if not p.requires_coupon and p.id not in unlocked]
     priced = [
-        _price_line(ln, base_prices[ln.sku], automatic, unlocked, channel, currency,
-                    tuple(categories_by_sku.get(ln.sku, ())))
+        _price_line(
+            ln,
+            base_prices[ln.sku],
+            automatic,
+            unlocked,
+            channel,
+            currency,
+            tuple(categories_by_sku.get(ln.sku, ())),
+        )
         for ln in lines
     ]
     subtotal = sum(p.subtotal for p in priced)
     discount = sum(a.amount for p in priced for a in p.adjustments)
-    return Quote(currency=currency, lines=priced, subtotal=subtotal, discount_total=discount,
-                 total=subtotal + discount, coupon_codes=normalize_codes(coupon_codes))
+    return Quote(
+        currency=currency,
+        lines=priced,
+        subtotal=subtotal,
+        discount_total=discount,
+        total=subtotal + discount,
+        coupon_codes=normalize_codes(coupon_codes),
+    )
 
 
-def _unlocked(coupon_codes: Mapping[str, str],
-              by_id: Mapping[str, Promotion]) -> dict[str, tuple[Promotion, str]]:
+def _unlocked(
+    coupon_codes: Mapping[str, str], by_id: Mapping[str, Promotion]
+) -> dict[str, tuple[Promotion, str]]:
     """Promotion id → (promotion, first code unlocking it), for running promotions only."""
     out: dict[str, tuple[Promotion, str]] = {}
     for code in sorted(coupon_codes):
@@ -265,9 +281,15 @@ def _unlocked(coupon_codes: Mapping[str, str],
     return out
 
 
-def _price_line(line: QuoteLine, unit_price: int, automatic: Sequence[Promotion],
-                unlocked: Mapping[str, tuple[Promotion, str]], channel: str, currency: str,
-                categories: tuple[str, ...]) -> PricedLine:
+def _price_line(
+    line: QuoteLine,
+    unit_price: int,
+    automatic: Sequence[Promotion],
+    unlocked: Mapping[str, tuple[Promotion, str]],
+    channel: str,
+    currency: str,
+    categories: tuple[str, ...],
+) -> PricedLine:
     subtotal = unit_price * line.quantity
     adjustments: list[Adjustment] = []
     remaining = subtotal
@@ -279,16 +301,33 @@ def _price_line(line: QuoteLine, unit_price: int, automatic: Sequence[Promotion]
         off = promo.discount(unit_price, line.quantity, remaining)
         if off > 0:
             remaining -= off
-            adjustments.append(Adjustment(reason=promo.name, amount=-off, promotion_id=promo.id,
-                                          coupon_code=code))
-    return PricedLine(sku=line.sku, quantity=line.quantity, unit_price=unit_price, subtotal=subtotal,
-                      adjustments=adjustments, total=remaining)
+            adjustments.append(
+                Adjustment(reason=promo.name, amount=-off, promotion_id=promo.id, coupon_code=code)
+            )
+    return PricedLine(
+        sku=line.sku,
+        quantity=line.quantity,
+        unit_price=unit_price,
+        subtotal=subtotal,
+        adjustments=adjustments,
+        total=remaining,
+    )
 
 
-def _best_automatic(line: QuoteLine, unit_price: int, subtotal: int, automatic: Sequence[Promotion],
-                    channel: str, currency: str, categories: tuple[str, ...]) -> Promotion | None:
-    scored = [(p.discount(unit_price, line.quantity, subtotal), p) for p in automatic
-              if p.covers(line.sku, categories, channel, currency)]
+def _best_automatic(
+    line: QuoteLine,
+    unit_price: int,
+    subtotal: int,
+    automatic: Sequence[Promotion],
+    channel: str,
+    currency: str,
+    categories: tuple[str, ...],
+) -> Promotion | None:
+    scored = [
+        (p.discount(unit_price, line.quantity, subtotal), p)
+        for p in automatic
+        if p.covers(line.sku, categories, channel, currency)
+    ]
     scored = [(off, p) for off, p in scored if off > 0]
     if not scored:
         return None

@@ -19,44 +19,58 @@ _CHUNK = 500  # rows per multi-row statement, under both databases' parameter li
 
 def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(rows), _CHUNK):
-        yield list(rows[start:start + _CHUNK])
+        yield list(rows[start : start + _CHUNK])
 
 
 def price_rows(conn: Connection, skus: Collection[str], currency: str, channel: str) -> list[Any]:
     """(sku, channel or None, amount): base prices and this channel's overrides, one statement."""
     base = select(prices.c.sku, cast(null(), String(40)).label("channel"), prices.c.amount).where(
-        prices.c.sku.in_(list(skus)), prices.c.currency == currency)
+        prices.c.sku.in_(list(skus)), prices.c.currency == currency
+    )
     override = select(price_overrides.c.sku, price_overrides.c.channel, price_overrides.c.amount).where(
-        price_overrides.c.sku.in_(list(skus)), price_overrides.c.currency == currency,
-        price_overrides.c.channel == channel)
+        price_overrides.c.sku.in_(list(skus)),
+        price_overrides.c.currency == currency,
+        price_overrides.c.channel == channel,
+    )
     return list(conn.execute(union_all(base, override)).all())
 
 
 def all_prices_of(conn: Connection, sku: str) -> list[Any]:
-    base = select(prices.c.sku, prices.c.currency, cast(null(), String(40)).label("channel"),
-                  prices.c.amount).where(prices.c.sku == sku)
-    override = select(price_overrides.c.sku, price_overrides.c.currency, price_overrides.c.channel,
-                      price_overrides.c.amount).where(price_overrides.c.sku == sku)
+    base = select(
+        prices.c.sku, prices.c.currency, cast(null(), String(40)).label("channel"), prices.c.amount
+    ).where(prices.c.sku == sku)
+    override = select(
+        price_overrides.c.sku, price_overrides.c.currency, price_overrides.c.channel, price_overrides.c.amount
+    ).where(price_overrides.c.sku == sku)
     stmt = union_all(base, override)
     return sorted(conn.execute(stmt).all(), key=lambda r: (r.currency, r.channel or ""))
 
 
-def upsert_prices(conn: Connection, base_rows: Sequence[dict[str, Any]],
-                  override_rows: Sequence[dict[str, Any]]) -> None:
+def upsert_prices(
+    conn: Connection, base_rows: Sequence[dict[str, Any]], override_rows: Sequence[dict[str, Any]]
+) -> None:
     """Rows must be unique per key: PostgreSQL refuses to update one row twice in a statement."""
-    for table, rows, keys in ((prices, base_rows, ["sku", "currency"]),
-                              (price_overrides, override_rows, ["sku", "currency", "channel"])):
+    for table, rows, keys in (
+        (prices, base_rows, ["sku", "currency"]),
+        (price_overrides, override_rows, ["sku", "currency", "channel"]),
+    ):
         for chunk in _chunks(rows):
-            ins = (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
+            ins = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
             stmt = ins.values(chunk)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=keys,
-                set_={"amount": stmt.excluded.amount, "updated_at": stmt.excluded.updated_at}))
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=keys,
+                    set_={"amount": stmt.excluded.amount, "updated_at": stmt.excluded.updated_at},
+                )
+            )
 
 
 def _running(at: datetime) -> ColumnElement[bool]:
-    return and_(promotions.c.active.is_(True), promotions.c.starts_at <= at,
-                or_(promotions.c.ends_at.is_(None), promotions.c.ends_at > at))
+    return and_(
+        promotions.c.active.is_(True),
+        promotions.c.starts_at <= at,
+        or_(promotions.c.ends_at.is_(None), promotions.c.ends_at > at),
+    )
 
 
 def running_promotions(conn: Connection, at: datetime) -> list[Any]:
@@ -71,8 +85,9 @@ def promotion_exists(conn: Connection, promotion_id: str) -> bool:
     return conn.execute(select(promotions.c.id).where(promotions.c.id == promotion_id)).first() is not None
 
 
-def list_promotions(conn: Connection, *, running_at: datetime | None, after: str | None,
-                    limit: int) -> list[Any]:
+def list_promotions(
+    conn: Connection, *, running_at: datetime | None, after: str | None, limit: int
+) -> list[Any]:
     stmt = select(promotions).order_by(promotions.c.id).limit(limit)
     if running_at is not None:
         stmt = stmt.where(_running(running_at))
@@ -105,5 +120,8 @@ def try_use_coupon(conn: Connection, code: str) -> bool:
 
 
 def record_redemptions(conn: Connection, codes: Sequence[str], order_id: str, at: datetime) -> None:
-    conn.execute(insert(coupon_redemptions).values(
-        [{"code": c, "order_id": order_id, "redeemed_at": at} for c in codes]))
+    conn.execute(
+        insert(coupon_redemptions).values(
+            [{"code": c, "order_id": order_id, "redeemed_at": at} for c in codes]
+        )
+    )

@@ -12,8 +12,9 @@ from omnicommerce.pricing.domain import COUPON_PATTERN, PromotionKind
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["USD"])]
 Amount = Annotated[int, Field(ge=0, le=10**15, description="Minor units (cents)", examples=[1999])]
-CouponCode = Annotated[str, Field(pattern=COUPON_PATTERN, description="Case-insensitive",
-                                  examples=["WELCOME10"])]
+CouponCode = Annotated[
+    str, Field(pattern=COUPON_PATTERN, description="Case-insensitive", examples=["WELCOME10"])
+]
 
 
 class _Strict(BaseModel):
@@ -24,8 +25,9 @@ class PriceEntry(_Strict):
     sku: Sku
     currency: Currency
     amount: Amount
-    channel: ChannelId | None = Field(default=None,
-                                      description="Set for a channel override; null = base price")
+    channel: ChannelId | None = Field(
+        default=None, description="Set for a channel override; null = base price"
+    )
 
 
 class PricesUpdated(BaseModel):
@@ -43,8 +45,9 @@ class QuoteLineIn(_Strict):
 
 
 class QuoteRequest(_Strict):
-    channel: ChannelId | None = Field(default=None,
-                                      description="Required unless the credential is bound to one")
+    channel: ChannelId | None = Field(
+        default=None, description="Required unless the credential is bound to one"
+    )
     currency: Currency
     customer_id: str | None = None
     coupon_codes: list[CouponCode] = Field(default_factory=list, max_length=20)
@@ -86,8 +89,9 @@ class PromotionCreate(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     kind: PromotionKind
     basis_points: Annotated[int | None, Field(ge=1, le=10_000, description="percentage: 1000 = 10%")] = None
-    amount_off: Annotated[int | None, Field(ge=1, le=10**12,
-                                            description="fixed: minor units off per unit")] = None
+    amount_off: Annotated[
+        int | None, Field(ge=1, le=10**12, description="fixed: minor units off per unit")
+    ] = None
     currency: Currency | None = Field(default=None, description="fixed: the currency of amount_off")
     buy_quantity: Annotated[int | None, Field(ge=1, le=1000)] = None
     get_quantity: Annotated[int | None, Field(ge=1, le=1000)] = None

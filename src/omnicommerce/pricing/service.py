@@ -47,9 +47,16 @@ from omnicommerce.pricing.schemas import (
 # --- quotes ----------------------------------------------------------------------------------
 
 
-def quote(uow: UnitOfWork, *, channel: str, currency: str, lines: Sequence[QuoteLine],
-          customer_id: str | None = None, coupon_codes: Sequence[str] = (),
-          at: datetime | None = None) -> Quote:
+def quote(
+    uow: UnitOfWork,
+    *,
+    channel: str,
+    currency: str,
+    lines: Sequence[QuoteLine],
+    customer_id: str | None = None,
+    coupon_codes: Sequence[str] = (),
+    at: datetime | None = None,
+) -> Quote:
     """Price ``lines`` on ``channel`` at ``at`` (default now) under the rule in ``pricing.domain``.
 
     ``customer_id`` is accepted for customer-specific rules; today's rules are the same for everyone.
@@ -58,8 +65,10 @@ def quote(uow: UnitOfWork, *, channel: str, currency: str, lines: Sequence[Quote
     check_quantities(lines)
     channel_currency = get_channel(uow.conn, channel).currency
     if currency != channel_currency:
-        raise CurrencyMismatch(f"channel {channel!r} sells in {channel_currency}, not {currency}",
-                               channel_currency=channel_currency)
+        raise CurrencyMismatch(
+            f"channel {channel!r} sells in {channel_currency}, not {currency}",
+            channel_currency=channel_currency,
+        )
     skus = {ln.sku for ln in lines}
     variants = catalog.get_variants(uow, skus)
     _require_known(skus, variants.keys())
@@ -76,8 +85,9 @@ def _require_known(wanted: Collection[str], known: Collection[str]) -> None:
         raise UnknownSku(f"unknown SKU(s): {', '.join(missing)}", skus=missing)
 
 
-def _unlock(uow: UnitOfWork, codes: Sequence[str], promotions: Sequence[domain.Promotion],
-            at: datetime) -> dict[str, str]:
+def _unlock(
+    uow: UnitOfWork, codes: Sequence[str], promotions: Sequence[domain.Promotion], at: datetime
+) -> dict[str, str]:
     normalized = normalize_codes(codes)
     if not normalized:
         return {}
@@ -101,6 +111,7 @@ def redeem_coupons(uow: UnitOfWork, *, codes: Sequence[str], order_id: str) -> N
 
 # --- the price book --------------------------------------------------------------------------
 
+
 def set_prices(uow: UnitOfWork, entries: Sequence[PriceEntry]) -> int:
     """Bulk upsert of base prices and channel overrides (a later entry for the same key wins)."""
     latest = {(e.sku, e.currency, e.channel): e for e in entries}
@@ -113,8 +124,11 @@ def set_prices(uow: UnitOfWork, entries: Sequence[PriceEntry]) -> int:
     _require_channels(uow, {e.channel for e in latest.values() if e.channel})
     now = clock.now()
     rows = [{**e.model_dump(), "updated_at": now} for e in latest.values()]
-    repo.upsert_prices(uow.conn, [_without_channel(r) for r in rows if r["channel"] is None],
-                       [r for r in rows if r["channel"] is not None])
+    repo.upsert_prices(
+        uow.conn,
+        [_without_channel(r) for r in rows if r["channel"] is None],
+        [r for r in rows if r["channel"] is not None],
+    )
     for e in latest.values():
         uow.emit(PriceChanged(sku=e.sku, currency=e.currency, channel=e.channel, amount=e.amount))
     return len(latest)
@@ -136,31 +150,53 @@ def get_prices(uow: UnitOfWork, sku: str) -> SkuPrices:
     if sku not in catalog.get_variants(uow, [sku]):
         raise CatalogUnknownSku(f"no variant with SKU {sku!r}", sku=sku)
     rows = repo.all_prices_of(uow.conn, sku)
-    return SkuPrices(sku=sku, prices=[PriceEntry(sku=r.sku, currency=r.currency, amount=r.amount,
-                                                 channel=r.channel) for r in rows])
+    return SkuPrices(
+        sku=sku,
+        prices=[PriceEntry(sku=r.sku, currency=r.currency, amount=r.amount, channel=r.channel) for r in rows],
+    )
 
 
 # --- promotions and coupons ------------------------------------------------------------------
+
 
 def create_promotion(uow: UnitOfWork, actor: Principal, cmd: PromotionCreate) -> Promotion:
     now = clock.now()
     row = {
         **cmd.model_dump(exclude={"channels", "skus", "category_ids"}),
-        "id": new_id("pro"), "kind": cmd.kind.value, "basis_points": cmd.basis_points or 0,
-        "amount_off": cmd.amount_off or 0, "buy_quantity": cmd.buy_quantity or 0,
-        "get_quantity": cmd.get_quantity or 0, "starts_at": cmd.starts_at or now,
-        "channels": pack_ids(cmd.channels), "skus": pack_ids(cmd.skus),
-        "category_ids": pack_ids(cmd.category_ids), "created_at": now,
+        "id": new_id("pro"),
+        "kind": cmd.kind.value,
+        "basis_points": cmd.basis_points or 0,
+        "amount_off": cmd.amount_off or 0,
+        "buy_quantity": cmd.buy_quantity or 0,
+        "get_quantity": cmd.get_quantity or 0,
+        "starts_at": cmd.starts_at or now,
+        "channels": pack_ids(cmd.channels),
+        "skus": pack_ids(cmd.skus),
+        "category_ids": pack_ids(cmd.category_ids),
+        "created_at": now,
     }
     repo.insert_promotion(uow.conn, row)
-    uow.emit(PromotionCreated(promotion_id=row["id"], name=cmd.name, kind=cmd.kind.value,
-                              requires_coupon=cmd.requires_coupon, starts_at=row["starts_at"],
-                              ends_at=cmd.ends_at))
+    uow.emit(
+        PromotionCreated(
+            promotion_id=row["id"],
+            name=cmd.name,
+            kind=cmd.kind.value,
+            requires_coupon=cmd.requires_coupon,
+            starts_at=row["starts_at"],
+            ends_at=cmd.ends_at,
+        )
+    )
     return _promotion_out(row)
 
 
-def list_promotions(uow: UnitOfWork, actor: Principal, *, running_at: datetime | None = None,
-                    cursor: str | None = None, limit: int = 50) -> Page[Promotion]:
+def list_promotions(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    running_at: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[Promotion]:
     rows = repo.list_promotions(uow.conn, running_at=running_at, after=decode_cursor(cursor), limit=limit + 1)
     return page_of([_promotion_out(r._asdict()) for r in rows], limit, lambda p: p.id)
 
@@ -168,13 +204,19 @@ def list_promotions(uow: UnitOfWork, actor: Principal, *, running_at: datetime |
 def create_coupon(uow: UnitOfWork, actor: Principal, cmd: CouponCreate) -> Coupon:
     if not repo.promotion_exists(uow.conn, cmd.promotion_id):
         raise UnknownPromotion(f"no promotion {cmd.promotion_id!r}", promotion_id=cmd.promotion_id)
-    coupon = Coupon(code=cmd.code.upper(), promotion_id=cmd.promotion_id, max_uses=cmd.max_uses, uses=0,
-                    expires_at=cmd.expires_at)
+    coupon = Coupon(
+        code=cmd.code.upper(),
+        promotion_id=cmd.promotion_id,
+        max_uses=cmd.max_uses,
+        uses=0,
+        expires_at=cmd.expires_at,
+    )
     repo.insert_coupon(uow.conn, {**coupon.model_dump(), "created_at": clock.now()})
     return coupon
 
 
 # --- row mapping -----------------------------------------------------------------------------
+
 
 def _promotion_out(row: dict[str, Any]) -> Promotion:
     packed = {k: list(unpack_ids(row[k])) for k in ("channels", "skus", "category_ids")}
@@ -183,15 +225,30 @@ def _promotion_out(row: dict[str, Any]) -> Promotion:
 
 def _promotion(row: Any) -> domain.Promotion:
     return domain.Promotion(
-        id=row.id, name=row.name, kind=domain.PromotionKind(row.kind), starts_at=row.starts_at,
-        ends_at=row.ends_at, basis_points=row.basis_points, amount_off=row.amount_off, currency=row.currency,
-        buy_quantity=row.buy_quantity, get_quantity=row.get_quantity,
-        channels=frozenset(unpack_ids(row.channels)), skus=frozenset(unpack_ids(row.skus)),
-        category_ids=frozenset(unpack_ids(row.category_ids)), requires_coupon=row.requires_coupon,
-        priority=row.priority, active=row.active,
+        id=row.id,
+        name=row.name,
+        kind=domain.PromotionKind(row.kind),
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        basis_points=row.basis_points,
+        amount_off=row.amount_off,
+        currency=row.currency,
+        buy_quantity=row.buy_quantity,
+        get_quantity=row.get_quantity,
+        channels=frozenset(unpack_ids(row.channels)),
+        skus=frozenset(unpack_ids(row.skus)),
+        category_ids=frozenset(unpack_ids(row.category_ids)),
+        requires_coupon=row.requires_coupon,
+        priority=row.priority,
+        active=row.active,
     )
 
 
 def _coupon(row: Any) -> domain.Coupon:
-    return domain.Coupon(code=row.code, promotion_id=row.promotion_id, max_uses=row.max_uses, uses=row.uses,
-                         expires_at=row.expires_at)
+    return domain.Coupon(
+        code=row.code,
+        promotion_id=row.promotion_id,
+        max_uses=row.max_uses,
+        uses=row.uses,
+        expires_at=row.expires_at,
+    )

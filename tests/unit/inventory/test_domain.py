@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from omnicommerce.inventory.domain import (
     HOLD_TRANSITIONS,
+    RESERVING_STATES,
     ChannelRule,
     Hold,
     HoldAction,
@@ -46,7 +48,37 @@ def test_state_machine_is_exactly_the_table() -> None:
             else:
                 with pytest.raises(IllegalHoldTransition):
                     next_state(state, action)
-    assert {s for s, _ in HOLD_TRANSITIONS} == {HoldState.HELD}
+    assert {s for s, _ in HOLD_TRANSITIONS} == {HoldState.HELD, HoldState.COMMITTED}
+
+
+def test_only_a_cancel_gives_committed_units_back_and_only_once() -> None:
+    assert next_state(HoldState.COMMITTED, HoldAction.CANCEL) is HoldState.RELEASED
+    for action in (HoldAction.COMMIT, HoldAction.RELEASE, HoldAction.EXPIRE):
+        with pytest.raises(IllegalHoldTransition):
+            next_state(HoldState.COMMITTED, action)
+    with pytest.raises(IllegalHoldTransition):
+        next_state(HoldState.HELD, HoldAction.CANCEL)  # a cart's hold is released, not cancelled
+    with pytest.raises(IllegalHoldTransition) as err:
+        next_state(HoldState.RELEASED, HoldAction.CANCEL)  # cancelling twice
+    assert err.value.status == 409 and err.value.code == "illegal-hold-transition"
+
+
+@given(st.lists(st.sampled_from(list(HoldAction)), max_size=8))
+def test_a_hold_gives_its_units_back_at_most_once(actions: list[HoldAction]) -> None:
+    """Whatever actions are tried, in any order: the legal ones walk the table, and a hold leaves
+    the reserving states at most once (so ``reserved`` falls by its units at most once)."""
+    state, given_back = HoldState.HELD, 0
+    for action in actions:
+        try:
+            after = next_state(state, action)
+        except IllegalHoldTransition:
+            assert (state, action) not in HOLD_TRANSITIONS
+            continue
+        assert HOLD_TRANSITIONS[(state, action)] is after
+        given_back += state in RESERVING_STATES and after not in RESERVING_STATES
+        state = after
+    assert given_back <= 1
+    assert (state in RESERVING_STATES) == (given_back == 0)
 
 
 def test_atp_is_never_shown_negative() -> None:
@@ -146,17 +178,34 @@ class Model:
             self.rows[k] = replace(self.rows[k], reserved=self.rows[k].reserved + d)
         for h in moves.release:
             self.holds[h.id] = replace(h, state=next_state(h.state, HoldAction.RELEASE))
-        for p in plans:
+        for plan in plans:
             self.seq += 1
             hid = f"h{self.seq}"
-            self.holds[hid] = Hold(hid, owner, p.sku, p.location_id, p.quantity, HoldState.HELD, T0)
+            self.holds[hid] = Hold(hid, owner, plan.sku, plan.location_id, plan.quantity, HoldState.HELD, T0)
 
     def finish(self, owner: str, action: HoldAction) -> None:
+        self.seq += 1
+        order = f"ord-{self.seq}" if action is HoldAction.COMMIT else None
         for h in self.owner_holds(owner):
-            self.holds[h.id] = replace(h, state=next_state(h.state, action))
+            self.holds[h.id] = replace(h, state=next_state(h.state, action), order_id=order)
             if action is not HoldAction.COMMIT:
                 k = h.key
                 self.rows[k] = replace(self.rows[k], reserved=self.rows[k].reserved - h.quantity)
+
+    def orders(self) -> list[str]:
+        return sorted({h.order_id for h in self.holds.values() if h.order_id is not None})
+
+    def cancel(self, order: str) -> dict[tuple[str, str], int]:
+        """What ``release_allocations`` does: the order's committed holds → released, once."""
+        given_back = units_by_row(
+            h for h in self.holds.values() if h.order_id == order and h.state is HoldState.COMMITTED
+        )
+        for h in list(self.holds.values()):
+            if h.order_id == order and h.state is HoldState.COMMITTED:
+                self.holds[h.id] = replace(h, state=next_state(h.state, HoldAction.CANCEL))
+        for k, n in given_back.items():
+            self.rows[k] = replace(self.rows[k], reserved=self.rows[k].reserved - n)
+        return given_back
 
     def receive(self, sku: str, loc: str, n: int) -> None:
         self.rows[(sku, loc)] = replace(self.rows[(sku, loc)], on_hand=self.rows[(sku, loc)].on_hand + n)
@@ -185,12 +234,13 @@ ops = st.one_of(
     ),
     st.tuples(st.just("release"), owners),
     st.tuples(st.just("commit"), owners),
+    st.tuples(st.just("cancel"), st.integers(0, 5)),
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(ops, max_size=40))
-def test_operation_sequences_keep_the_invariants(sequence: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_operation_sequences_keep_the_invariants(sequence: list[tuple[Any, ...]]) -> None:
     m = Model()
     for op, *args in sequence:
         if op == "receive":
@@ -212,8 +262,19 @@ def test_operation_sequences_keep_the_invariants(sequence: list[tuple]) -> None:
                 } == {s: n for s, n in demand.items() if n}
         elif op == "release":
             m.finish(args[0], HoldAction.RELEASE)
-        else:
+        elif op == "commit":
             m.finish(args[0], HoldAction.COMMIT)
+        else:  # cancel the n-th order so far (if any), then cancel it again: nothing more moves
+            known = m.orders()
+            if known:
+                order = known[args[0] % len(known)]
+                committed = units_by_row(
+                    h for h in m.holds.values() if h.order_id == order and h.state is HoldState.COMMITTED
+                )
+                assert m.cancel(order) == committed
+                before = {k: p.reserved for k, p in m.rows.items()}
+                assert m.cancel(order) == {}
+                assert {k: p.reserved for k, p in m.rows.items()} == before
         m.check()
 
 
@@ -234,7 +295,7 @@ def test_operation_sequences_keep_the_invariants(sequence: list[tuple]) -> None:
     st.frozensets(st.sampled_from(LOCS), min_size=1),
     st.integers(0, 2),
 )
-def test_plan_never_promises_more_than_exists(rows, demand, eligible, buffer) -> None:  # type: ignore[no-untyped-def]
+def test_plan_never_promises_more_than_exists(rows, demand, eligible, buffer) -> None:
     positions = [
         StockPosition(s, loc, on_hand, reserved, safety) for s, loc, on_hand, reserved, safety in rows
     ]

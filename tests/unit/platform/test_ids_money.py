@@ -23,7 +23,7 @@ def test_percent_of_rounds_half_up_within_half_a_minor_unit(amount: int, bp: int
     assert 0 <= percent_of(amount, bp) <= amount
 
 
-@given(st.integers(-10**9, 10**9), st.integers(-10**9, 10**9), st.integers(0, 1000))
+@given(st.integers(-(10**9), 10**9), st.integers(-(10**9), 10**9), st.integers(0, 1000))
 def test_money_arithmetic_is_exact(a: int, b: int, q: int) -> None:
     assert (Money(a, "USD") + Money(b, "USD")).amount == a + b
     assert (Money(a, "USD") - Money(b, "USD")).amount == a - b
