@@ -3,15 +3,30 @@ payments leave nothing behind; retries make one order."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from omnicommerce.inventory import jobs
+from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Scope
-from omnicommerce.platform.db import Database
+from omnicommerce.platform.config import Settings
+from omnicommerce.platform.db import Database, transaction
 from tests.conftest import bearer, make_key
-from tests.integration.orders.shop import SHIP, new_cart, order_count, promotion_and_coupon, reserved, seed
+from tests.integration.orders.shop import (
+    SHIP,
+    STORES,
+    new_cart,
+    order_count,
+    promotion_and_coupon,
+    reserved,
+    seed,
+    stock,
+)
 
 WEB = (Scope.CARTS_READ, Scope.CARTS_WRITE, Scope.ORDERS_READ)
 
@@ -112,24 +127,78 @@ def test_same_idempotency_key_gives_one_order_sequentially(
 def test_same_idempotency_key_gives_one_order_concurrently(
     app: object, db: Database, web: dict[str, str]
 ) -> None:
+    """Ten racing requests with one key: one order, one charge, and every caller gets the same
+    answer (the first request's, replayed)."""
     with TestClient(app, raise_server_exceptions=False) as c:  # type: ignore[arg-type]
         cart_id = new_cart(c, web, {"MUG": 2})
+    start = threading.Barrier(10)
 
-    def attempt(_: int) -> tuple[int, str]:
+    def attempt(_: int) -> tuple[int, object]:
         with TestClient(app, raise_server_exceptions=False) as c:  # type: ignore[arg-type]
+            start.wait()
             r = c.post(
                 f"/api/v1/carts/{cart_id}/checkout",
                 headers={**web, "Idempotency-Key": "same"},
                 json={"payment_token": "tok_visa"},
             )
-            return r.status_code, r.json().get("id", r.text)
+            return r.status_code, r.json()
 
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(attempt, range(8)))
-    assert {s for s, _ in results} <= {200, 201}, results
-    assert len({i for _, i in results}) == 1
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(attempt, range(10)))
+    assert results[0][0] == 201, results[0]
+    assert all(r == results[0] for r in results), results
     assert order_count(db) == 1
     assert reserved(db, "MUG") == 2
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM payment_test_charges")).scalar_one() == 1
+
+
+def test_lapsed_holds_are_taken_again_at_checkout(
+    client: TestClient, db: Database, web: dict[str, str], settings: Settings
+) -> None:
+    """Checkout does not re-reserve up front: placing the order re-takes units whose holds lapsed."""
+    cart_id = new_cart(client, web, {"MUG": 3})
+    later = clock.now() + timedelta(seconds=settings.reservation_ttl_seconds + 60)
+    clock.set_clock(lambda: later)
+    with transaction(db) as uow:
+        assert jobs.expire_holds(uow) == 1  # the sweeper gave the units back
+    assert reserved(db, "MUG") == 0
+    res = client.post(f"/api/v1/carts/{cart_id}/checkout", headers=web, json={"payment_token": "tok_visa"})
+    assert res.status_code == 201, res.text
+    assert reserved(db, "MUG") == 3 and order_count(db) == 1
+
+
+def test_lapsed_holds_whose_units_are_gone_fail_checkout_and_void_the_payment(
+    client: TestClient, db: Database, web: dict[str, str], settings: Settings
+) -> None:
+    cart_id = new_cart(client, web, {"MUG": 15})
+    later = clock.now() + timedelta(seconds=settings.reservation_ttl_seconds + 60)
+    clock.set_clock(lambda: later)
+    other = new_cart(client, web, {"MUG": 10})  # takes the lapsed units (20 on hand)
+    res = client.post(f"/api/v1/carts/{cart_id}/checkout", headers=web, json={"payment_token": "tok_visa"})
+    assert res.status_code == 409 and res.json()["type"].endswith("insufficient-stock"), res.text
+    assert order_count(db) == 0
+    assert reserved(db, "MUG") == 10  # only the other cart's
+    assert client.get(f"/api/v1/carts/{cart_id}", headers=web).json()["status"] == "open"
+    with db.engine.connect() as conn:
+        assert [r.status for r in conn.execute(text("SELECT status FROM payment_test_charges"))] == ["voided"]
+    assert other
+
+
+def test_checkout_moving_the_cart_to_a_store_moves_its_holds(
+    client: TestClient, db: Database, web: dict[str, str]
+) -> None:
+    seed(db, {"CAP": {"dc-east": 5, STORES[0]: 5}})
+    cart_id = new_cart(client, web, {"CAP": 2})
+    pickup = {"type": "pickup", "location_id": STORES[0]}
+    res = client.post(
+        f"/api/v1/carts/{cart_id}/checkout",
+        headers=web,
+        json={"payment_token": "tok_visa", "fulfillment": pickup, "email": "pat@example.com"},
+    )
+    assert res.status_code == 201, res.text
+    assert (res.json()["fulfillment"], res.json()["email"]) == (pickup, "pat@example.com")
+    assert stock(db, "CAP")[STORES[0]] == (5, 2) and stock(db, "CAP")["dc-east"] == (5, 0)
 
 
 def test_card_number_is_refused_and_nothing_changes(

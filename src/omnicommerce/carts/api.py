@@ -52,12 +52,14 @@ LineProblems = problem_schema(
 def cart_view(uow: UnitOfWork, cart: Cart) -> CartOut:
     """The cart with its live quote (one pricing.quote call, the same one checkout makes)."""
     quote = service.quote_cart(uow, cart) if cart.lines else None
+    names = cart.names
     lines = (
         []
         if quote is None
         else [
             CartLine(
                 sku=pl.sku,
+                name=names.get(pl.sku, pl.sku),
                 quantity=pl.quantity,
                 unit_price=pl.unit_price,
                 subtotal=pl.subtotal,
@@ -115,12 +117,12 @@ def create_cart(
     body: CartCreate, actor: CartsWrite, uow: UoW, idem: IdempotencyKey, settings: AppSettings
 ) -> JSONResponse:
     """Open a cart; a known customer gets their one active cart back (moved to this channel)."""
-    owner = service.resolve_owner(uow, actor, body)
-    existing = service.switch_active_cart(uow, owner, ttl_seconds=settings.reservation_ttl_seconds)
-    if existing is not None:
-        out = _done(uow, existing)
-        return JSONResponse(out.model_dump(mode="json"), status_code=200)
-    return idem.run(uow, body, lambda: cart_view(uow, service.create_cart(uow, owner)))
+
+    def produce() -> tuple[CartOut, int]:
+        cart, created = service.open_cart(uow, actor, body, ttl_seconds=settings.reservation_ttl_seconds)
+        return cart_view(uow, cart), 201 if created else 200
+
+    return idem.run(uow, body, produce)
 
 
 @router.get("/{cart_id}", response_model=CartOut, responses=problem_schema(CartNotFound))

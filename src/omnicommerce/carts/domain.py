@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,17 @@ MAX_LINE_QUANTITY = 10_000
 
 
 @dataclass(frozen=True, slots=True)
+class Line:
+    """One cart line, with what the catalog said about the SKU when it was added or last set:
+    its display name (for the order) and its categories (for pricing's category promotions)."""
+
+    sku: str
+    quantity: int
+    name: str
+    category_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Cart:
     id: str
     channel: str
@@ -43,7 +54,21 @@ class Cart:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
-    lines: dict[str, int] = field(default_factory=dict)  # sku -> quantity, only when loaded
+    lines: tuple[Line, ...] = ()  # ordered by SKU
+
+    @property
+    def demand(self) -> dict[str, int]:
+        """SKU → units: what the cart's holds must cover."""
+        return {ln.sku: ln.quantity for ln in self.lines}
+
+    @property
+    def categories(self) -> dict[str, tuple[str, ...]]:
+        """SKU → category ids as captured with the lines (pricing needs no catalog read)."""
+        return {ln.sku: ln.category_ids for ln in self.lines}
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {ln.sku: ln.name for ln in self.lines}
 
     @property
     def effective_fulfillment(self) -> dict[str, Any] | None:
@@ -68,26 +93,48 @@ class Cart:
         return "pickup" if f is not None and f.get("type") == "pickup" else "ship"
 
 
-def apply_quantity(lines: Mapping[str, int], sku: str, quantity: int, *, add: bool) -> dict[str, int]:
-    """The cart's lines after setting (or adding to) one SKU; a total of 0 removes the line."""
-    out = dict(lines)
-    total = out.get(sku, 0) + quantity if add else quantity
+def holds_move(before: Cart, after: Cart) -> bool:
+    """Whether going from ``before`` to ``after`` changes where (or how) the units must be held."""
+    return bool(after.lines) and (
+        (before.stock_location, before.capability) != (after.stock_location, after.capability)
+    )
+
+
+def display_name(product_name: str, variant_name: str | None) -> str:
+    """The name an order line carries: the product, and the variant when it says more."""
+    if variant_name and variant_name != product_name:
+        return f"{product_name} — {variant_name}"
+    return product_name
+
+
+def apply_quantity(
+    lines: Sequence[Line], sku: str, quantity: int, *, add: bool, snapshot: Line | None = None
+) -> tuple[Line, ...]:
+    """The cart's lines after setting (or adding to) one SKU; a total of 0 removes the line.
+
+    ``snapshot`` (the catalog's name and categories now) replaces what the line captured before.
+    """
+    by_sku = {ln.sku: ln for ln in lines}
+    current = by_sku.get(sku)
+    total = (current.quantity if current else 0) + quantity if add else quantity
     if total < 0:
         raise InvalidInput("quantity cannot make a line negative")
     if total > MAX_LINE_QUANTITY:
         raise InvalidInput(f"at most {MAX_LINE_QUANTITY} units of one SKU per cart")
     if total == 0:
-        out.pop(sku, None)
+        by_sku.pop(sku, None)
     else:
-        out[sku] = total
-    return out
+        base = snapshot or current or Line(sku, 0, sku)
+        by_sku[sku] = replace(base, quantity=total)
+    return tuple(sorted(by_sku.values(), key=lambda ln: ln.sku))
 
 
-def merged_lines(into: Mapping[str, int], extra: Mapping[str, int]) -> dict[str, int]:
-    out = dict(into)
-    for sku, qty in extra.items():
-        out[sku] = out.get(sku, 0) + qty
-    return out
+def merged_lines(into: Sequence[Line], extra: Sequence[Line]) -> tuple[Line, ...]:
+    by_sku = {ln.sku: ln for ln in into}
+    for ln in extra:
+        have = by_sku.get(ln.sku)
+        by_sku[ln.sku] = ln if have is None else replace(have, quantity=have.quantity + ln.quantity)
+    return tuple(sorted(by_sku.values(), key=lambda ln: ln.sku))
 
 
 def new_handoff_code() -> str:

@@ -1,8 +1,12 @@
-"""carts tables. References into other contexts (customer, location, sku) are plain strings."""
+"""carts tables. References into other contexts (customer, location, sku) are plain strings.
+
+A cart's lines live on its row as JSON (each with the name and categories captured from the
+catalog), so a cart is read with one statement and changed with one compare-and-set UPDATE.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text
+from sqlalchemy import Column, Index, Integer, String, Table, Text
 
 from omnicommerce.platform.db import UTCDateTime, metadata
 
@@ -17,6 +21,9 @@ carts = Table(
     Column("status", String(20), nullable=False),
     Column("location_id", String(40), nullable=True),
     Column("fulfillment", Text, nullable=True),  # JSON
+    # fulfillment's "type" (ship | pickup) as a column, so an UPDATE can tell whether holds stay put
+    Column("fulfillment_type", String(10), nullable=True),
+    Column("lines", Text, nullable=False, default="[]"),  # JSON list of {sku, quantity, name, category_ids}
     Column("coupon_codes", Text, nullable=False, default="[]"),  # JSON list
     Column("version", Integer, nullable=False, default=1),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -35,16 +42,6 @@ Index(
 )
 Index("ix_carts_channel_id", carts.c.channel, carts.c.id)
 Index("ix_carts_location_id", carts.c.location_id)
-
-cart_lines = Table(
-    "cart_lines",
-    metadata,
-    Column("cart_id", String(40), nullable=False),
-    Column("sku", String(64), nullable=False),
-    Column("quantity", Integer, nullable=False),
-    Column("added_at", UTCDateTime(), nullable=False),
-    PrimaryKeyConstraint("cart_id", "sku"),
-)
 
 cart_handoffs = Table(
     "cart_handoffs",

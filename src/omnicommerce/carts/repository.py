@@ -1,19 +1,22 @@
 """The SQL that matters for carts: the one read choke point that scopes carts to the caller,
-and compare-and-set writes on the cart's version."""
+and compare-and-set writes on the cart's version.
+
+A cart row carries its lines (JSON), so reading a cart is one statement and every change is one
+``UPDATE … WHERE id = :id AND version = :v``: zero rows means someone else changed it first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, delete, insert, select, true, update
+from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
-from omnicommerce.carts.domain import Cart
-from omnicommerce.carts.models import cart_handoffs, cart_lines, carts
+from omnicommerce.carts.domain import CHECKING_OUT, OPEN, Cart, Line
+from omnicommerce.carts.models import cart_handoffs, carts
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
 
@@ -34,7 +37,7 @@ def visible_to(actor: Principal) -> ColumnElement[bool]:
     return true()
 
 
-def _cart(row: Row[Any], lines: dict[str, int] | None = None) -> Cart:
+def _cart(row: Row[Any]) -> Cart:
     return Cart(
         id=row.id,
         channel=row.channel,
@@ -49,24 +52,34 @@ def _cart(row: Row[Any], lines: dict[str, int] | None = None) -> Cart:
         created_at=row.created_at,
         updated_at=row.updated_at,
         expires_at=row.expires_at,
-        lines=lines or {},
+        lines=tuple(
+            Line(d["sku"], d["quantity"], d["name"], tuple(d.get("category_ids", ())))
+            for d in orjson.loads(row.lines or "[]")
+        ),
     )
 
 
+def _first(conn: Connection, stmt: Any) -> Cart | None:
+    row = conn.execute(stmt).first()
+    return None if row is None else _cart(row)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
 def get(conn: Connection, cart_id: str, *, actor: Principal | None) -> Cart | None:
-    """A cart by id as ``actor`` sees it (``None`` = internal use, unscoped)."""
+    """A cart with its lines, as ``actor`` sees it (``None`` = internal use, unscoped)."""
     cond = carts.c.id == cart_id
     if actor is not None:
         cond = and_(cond, visible_to(actor))
-    row = conn.execute(select(carts).where(cond)).first()
-    return None if row is None else _cart(row)
+    return _first(conn, select(carts).where(cond))
 
 
 def active_for_customer(conn: Connection, customer_id: str) -> Cart | None:
-    row = conn.execute(
-        select(carts).where(carts.c.customer_id == customer_id, carts.c.status.in_(["open", "checking_out"]))
-    ).first()
-    return None if row is None else _cart(row)
+    return _first(
+        conn,
+        select(carts).where(carts.c.customer_id == customer_id, carts.c.status.in_([OPEN, CHECKING_OUT])),
+    )
 
 
 def list_for_customer(
@@ -74,107 +87,115 @@ def list_for_customer(
 ) -> list[Cart]:
     rows = conn.execute(
         select(carts)
-        .where(
-            carts.c.customer_id == customer_id,
-            carts.c.status.in_(statuses),
-            visible_to(actor),
-        )
+        .where(carts.c.customer_id == customer_id, carts.c.status.in_(statuses), visible_to(actor))
         .order_by(carts.c.id)
     ).all()
-    carts_ = [_cart(r) for r in rows]
-    lines = lines_of_many(conn, [c.id for c in carts_])
-    return [with_lines(c, lines.get(c.id, {})) for c in carts_]
+    return [_cart(r) for r in rows]
 
 
-def with_lines(cart: Cart, lines: dict[str, int]) -> Cart:
-    return replace(cart, lines=lines)
+# --- writing -----------------------------------------------------------------------------------
 
 
-def lines_of(conn: Connection, cart_id: str) -> dict[str, int]:
-    return lines_of_many(conn, [cart_id]).get(cart_id, {})
-
-
-def lines_of_many(conn: Connection, cart_ids: list[str]) -> dict[str, dict[str, int]]:
-    if not cart_ids:
-        return {}
-    out: dict[str, dict[str, int]] = {}
-    rows = conn.execute(
-        select(cart_lines.c.cart_id, cart_lines.c.sku, cart_lines.c.quantity)
-        .where(cart_lines.c.cart_id.in_(cart_ids))
-        .order_by(cart_lines.c.sku)
+def insert_open(conn: Connection, cart: Cart) -> Cart | None:
+    """Insert a new cart unless its customer already has an active one (``None`` then): one
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING``; the partial unique index
+    ``uq_carts_active_customer`` decides, so racing requests cannot open two."""
+    stmt = _insert_or_skip(conn, carts).values(
+        id=cart.id,
+        channel=cart.channel,
+        customer_id=cart.customer_id,
+        email=cart.email,
+        currency=cart.currency,
+        status=cart.status,
+        location_id=cart.location_id,
+        version=cart.version,
+        created_at=cart.created_at,
+        updated_at=cart.updated_at,
+        expires_at=cart.expires_at,
+        **_encode({"lines": cart.lines, "fulfillment": cart.fulfillment, "coupon_codes": cart.coupon_codes}),
     )
-    for r in rows:
-        out.setdefault(r.cart_id, {})[r.sku] = r.quantity
-    return out
-
-
-def insert_cart(conn: Connection, cart: Cart) -> None:
-    conn.execute(
-        insert(carts).values(
-            id=cart.id,
-            channel=cart.channel,
-            customer_id=cart.customer_id,
-            email=cart.email,
-            currency=cart.currency,
-            status=cart.status,
-            location_id=cart.location_id,
-            fulfillment=_json(cart.fulfillment),
-            coupon_codes=_json(list(cart.coupon_codes)),
-            version=cart.version,
-            created_at=cart.created_at,
-            updated_at=cart.updated_at,
-            expires_at=cart.expires_at,
-        )
-    )
+    return _first(conn, stmt.on_conflict_do_nothing().returning(*carts.c))
 
 
 def compare_and_set(
-    conn: Connection, cart_id: str, *, version: int, status: str, to_status: str | None = None, **values: Any
+    conn: Connection,
+    cart_id: str,
+    *,
+    version: int,
+    status: str,
+    to_status: str | None = None,
+    bump: bool = True,
+    **values: Any,
 ) -> bool:
-    """Apply ``values`` (and ``to_status``) and bump the version iff the cart is still at ``version``
-    in ``status``.
+    """Apply ``values`` (and ``to_status``) iff the cart is still at ``version`` in ``status``;
+    the version goes up by one unless ``bump=False`` (a write by the transaction that already
+    moved it). ``lines``, ``fulfillment`` and ``coupon_codes`` are given as domain values.
 
     The UPDATE also takes the cart's row lock, serialising writers of one cart until commit.
     """
     if to_status is not None:
         values["status"] = to_status
-    if "fulfillment" in values:
-        values["fulfillment"] = _json(values["fulfillment"])
-    if "coupon_codes" in values:
-        values["coupon_codes"] = _json(list(values["coupon_codes"]))
+    if bump:
+        values["version"] = carts.c.version + 1
     res = conn.execute(
         update(carts)
-        .where(
-            carts.c.id == cart_id,
-            carts.c.version == version,
-            carts.c.status == status,
-        )
-        .values(version=carts.c.version + 1, updated_at=clock.now(), **values)
+        .where(carts.c.id == cart_id, carts.c.version == version, carts.c.status == status)
+        .values(updated_at=clock.now(), **_encode(values))
     )
     return res.rowcount == 1
 
 
-def replace_lines(
-    conn: Connection, cart_id: str, before: Mapping[str, int], after: Mapping[str, int]
-) -> None:
-    """Write the difference between two line sets: at most one DELETE, one INSERT, one UPDATE per sku."""
-    gone = [s for s in before if s not in after]
-    if gone:
-        conn.execute(delete(cart_lines).where(cart_lines.c.cart_id == cart_id, cart_lines.c.sku.in_(gone)))
-    new = [s for s in after if s not in before]
-    if new:
-        now = clock.now()
-        conn.execute(
-            insert(cart_lines),
-            [{"cart_id": cart_id, "sku": s, "quantity": after[s], "added_at": now} for s in new],
-        )
-    for sku in after:
-        if sku in before and before[sku] != after[sku]:
-            conn.execute(
-                update(cart_lines)
-                .where(cart_lines.c.cart_id == cart_id, cart_lines.c.sku == sku)
-                .values(quantity=after[sku])
-            )
+def ship_in_place(
+    conn: Connection, cart_id: str, *, actor: Principal, fulfillment: dict[str, Any]
+) -> Cart | None:
+    """Ship an open cart to an address in one ``UPDATE … RETURNING`` when that leaves its holds
+    where they are: it already ships, it ships from anywhere (no store, no fulfillment yet), or it
+    holds nothing. ``None``: not reachable, not open, or its holds would move — take the long way.
+    """
+    holds_stay = or_(
+        carts.c.fulfillment_type == "ship",
+        and_(carts.c.fulfillment_type.is_(None), carts.c.location_id.is_(None)),
+        carts.c.lines == "[]",
+    )
+    return _first(
+        conn,
+        update(carts)
+        .where(carts.c.id == cart_id, carts.c.status == OPEN, visible_to(actor), holds_stay)
+        .values(version=carts.c.version + 1, updated_at=clock.now(), **_encode({"fulfillment": fulfillment}))
+        .returning(*carts.c),
+    )
+
+
+def claim_for_checkout(conn: Connection, cart_id: str, *, actor: Principal) -> Cart | None:
+    """``open`` → ``checking_out`` (version + 1) in one ``UPDATE … RETURNING``: loads the cart
+    and takes it for this checkout attempt. ``None``: not reachable, or not open."""
+    return _first(
+        conn,
+        update(carts)
+        .where(carts.c.id == cart_id, carts.c.status == OPEN, visible_to(actor))
+        .values(status=CHECKING_OUT, version=carts.c.version + 1, updated_at=clock.now())
+        .returning(*carts.c),
+    )
+
+
+def _encode(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if "lines" in out:
+        out["lines"] = _json([_line(ln) for ln in out["lines"]])
+    if "fulfillment" in out:
+        f = out["fulfillment"]
+        out["fulfillment"] = _json(f)
+        out["fulfillment_type"] = None if f is None else f["type"]
+    if "coupon_codes" in out:
+        out["coupon_codes"] = _json(list(out["coupon_codes"]))
+    return out
+
+
+def _line(ln: Line) -> dict[str, Any]:
+    return {"sku": ln.sku, "quantity": ln.quantity, "name": ln.name, "category_ids": list(ln.category_ids)}
+
+
+# --- hand-off codes ----------------------------------------------------------------------------
 
 
 def insert_handoff(conn: Connection, *, code_hash: str, cart_id: str, expires_at: datetime) -> None:
@@ -188,7 +209,7 @@ def insert_handoff(conn: Connection, *, code_hash: str, cart_id: str, expires_at
 def claim_handoff(conn: Connection, *, code_hash: str, claimed_by: str) -> str | None:
     """Mark an unexpired, unclaimed code used (single use by one conditional UPDATE); its cart id."""
     now = clock.now()
-    res = conn.execute(
+    cart_id = conn.execute(
         update(cart_handoffs)
         .where(
             cart_handoffs.c.code_hash == code_hash,
@@ -196,16 +217,21 @@ def claim_handoff(conn: Connection, *, code_hash: str, claimed_by: str) -> str |
             cart_handoffs.c.expires_at > now,
         )
         .values(claimed_at=now, claimed_by=claimed_by)
-    )
-    if res.rowcount != 1:
-        return None
-    return conn.execute(
-        select(cart_handoffs.c.cart_id).where(cart_handoffs.c.code_hash == code_hash)
-    ).scalar_one()
+        .returning(cart_handoffs.c.cart_id)
+    ).scalar()
+    return None if cart_id is None else str(cart_id)
 
 
 def get_handoff(conn: Connection, code_hash: str) -> Row[Any] | None:
     return conn.execute(select(cart_handoffs).where(cart_handoffs.c.code_hash == code_hash)).first()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _insert_or_skip(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The connection's dialect's INSERT, which has ``.on_conflict_do_nothing()`` on both databases."""
+    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
 
 
 def _json(value: Any) -> str | None:

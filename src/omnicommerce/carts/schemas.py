@@ -81,6 +81,7 @@ class Adjustment(BaseModel):
 
 class CartLine(BaseModel):
     sku: str
+    name: str = Field(description="The product (and variant) name when the line was last set")
     quantity: int
     unit_price: int
     subtotal: int

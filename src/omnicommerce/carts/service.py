@@ -3,6 +3,10 @@
 Public functions other contexts call: :func:`get_cart`, :func:`quote_cart`, :func:`list_for_customer`,
 :func:`merge_anonymous_cart` (sign-in), and the checkout hooks :func:`begin_checkout`,
 :func:`finish_checkout`, :func:`abort_checkout` (orders).
+
+Lock order: a use case takes the cart's row lock (its compare-and-set UPDATE) before it touches
+the cart's holds (stock rows), so two writers of one cart cannot deadlock each other. A failure
+after the UPDATE (InsufficientStock, …) is undone by the caller's rollback.
 """
 
 from __future__ import annotations
@@ -11,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 
 from omnicommerce.carts import repository as repo
 from omnicommerce.carts.domain import (
@@ -32,10 +34,13 @@ from omnicommerce.carts.domain import (
     HandoffCodeExpired,
     HandoffCodeInvalid,
     HandoffCodeUsed,
+    Line,
     SkuNotListed,
     UnknownSku,
     apply_quantity,
+    display_name,
     hash_code,
+    holds_move,
     merged_lines,
     new_handoff_code,
     normalize_code,
@@ -64,18 +69,20 @@ def get_cart(uow: UnitOfWork, actor: Principal, cart_id: str) -> Cart:
     cart = repo.get(uow.conn, cart_id, actor=actor)
     if cart is None:
         raise CartNotFound(f"no cart {cart_id!r}")
-    return repo.with_lines(cart, repo.lines_of(uow.conn, cart.id))
+    return cart
 
 
 def quote_cart(uow: UnitOfWork, cart: Cart) -> Quote:
-    """The live price of the cart: the same pricing.quote the quote endpoint and checkout use."""
+    """The live price of the cart: the same pricing.quote the quote endpoint and checkout use,
+    with the lines' categories as captured from the catalog (pricing then reads no catalog)."""
     return pricing.quote(
         uow,
         channel=cart.channel,
         currency=cart.currency,
-        lines=[QuoteLine(sku=s, quantity=q) for s, q in cart.lines.items()],
+        lines=[QuoteLine(sku=ln.sku, quantity=ln.quantity) for ln in cart.lines],
         customer_id=cart.customer_id,
         coupon_codes=list(cart.coupon_codes),
+        categories=cart.categories,
     )
 
 
@@ -87,24 +94,50 @@ def list_for_customer(uow: UnitOfWork, actor: Principal, customer_id: str) -> li
 # --- opening -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CartOwner:
-    """Who a new cart is for and where it lives, resolved from the caller and the request."""
-
-    channel: str
-    currency: str
-    customer_id: str | None
-    email: str | None
-    location_id: str | None
-
-
-def resolve_owner(uow: UnitOfWork, actor: Principal, cmd: CartCreate) -> CartOwner:
+def open_cart(uow: UnitOfWork, actor: Principal, cmd: CartCreate, *, ttl_seconds: int) -> tuple[Cart, bool]:
+    """A new empty cart, or — one active cart per customer — the customer's existing one, moved
+    to the caller's channel (and store). The flag says whether the cart is new."""
     channel_id = resolve_channel(actor.channel, cmd.channel)
     channel = get_channel(uow.conn, channel_id)
     if cmd.currency is not None and cmd.currency.upper() != channel.currency:
         raise CurrencyMismatch(f"channel {channel_id!r} sells in {channel.currency}, not {cmd.currency}")
     customer_id, email = _customer_for(uow, actor, cmd, channel_id)
-    return CartOwner(channel_id, channel.currency, customer_id, email, actor.location)
+    now = clock.now()
+    new = Cart(
+        id=new_id("crt"),
+        channel=channel_id,
+        customer_id=customer_id,
+        email=email,
+        currency=channel.currency,
+        status=OPEN,
+        location_id=actor.location,
+        fulfillment=None,
+        coupon_codes=(),
+        version=1,
+        created_at=now,
+        updated_at=now,
+        expires_at=None,
+    )
+    cart = repo.insert_open(uow.conn, new)
+    if cart is not None:
+        uow.emit(
+            CartCreated(
+                cart_id=cart.id,
+                channel=cart.channel,
+                customer_id=cart.customer_id,
+                currency=cart.currency,
+                location_id=cart.location_id,
+            )
+        )
+        return cart, True
+    # The customer has an active cart (only then is nothing inserted): theirs, on this channel.
+    existing = repo.active_for_customer(uow.conn, customer_id) if customer_id is not None else None
+    if existing is None:  # it checked out between the two statements
+        raise CartChanged("the customer's cart changed; retry")
+    location = actor.location if actor.location is not None else existing.location_id
+    if existing.status != OPEN or (existing.channel, existing.location_id) == (channel_id, location):
+        return existing, False
+    return _move(uow, existing, channel=channel_id, location_id=location, ttl_seconds=ttl_seconds), False
 
 
 def _customer_for(
@@ -122,102 +155,56 @@ def _customer_for(
     return None, None
 
 
-def switch_active_cart(uow: UnitOfWork, owner: CartOwner, *, ttl_seconds: int) -> Cart | None:
-    """The customer's existing active cart, moved to the caller's channel (one cart per customer)."""
-    if owner.customer_id is None:
-        return None
-    found = repo.active_for_customer(uow.conn, owner.customer_id)
-    if found is None:
-        return None
-    cart = repo.with_lines(found, repo.lines_of(uow.conn, found.id))
-    location = owner.location_id if owner.location_id is not None else cart.location_id
-    if cart.status != OPEN or (cart.channel, cart.location_id) == (owner.channel, location):
-        return cart
-    return _move(uow, cart, channel=owner.channel, location_id=location, ttl_seconds=ttl_seconds)
-
-
-def create_cart(uow: UnitOfWork, owner: CartOwner) -> Cart:
-    now = clock.now()
-    cart = Cart(
-        id=new_id("crt"),
-        channel=owner.channel,
-        customer_id=owner.customer_id,
-        email=owner.email,
-        currency=owner.currency,
-        status=OPEN,
-        location_id=owner.location_id,
-        fulfillment=None,
-        coupon_codes=(),
-        version=1,
-        created_at=now,
-        updated_at=now,
-        expires_at=None,
-    )
-    try:
-        with uow.conn.begin_nested():
-            repo.insert_cart(uow.conn, cart)
-    except IntegrityError:
-        # A racing request opened the customer's cart first: one active cart per customer.
-        winner = repo.active_for_customer(uow.conn, owner.customer_id) if owner.customer_id else None
-        if winner is None:
-            raise
-        return repo.with_lines(winner, repo.lines_of(uow.conn, winner.id))
-    uow.emit(
-        CartCreated(
-            cart_id=cart.id,
-            channel=cart.channel,
-            customer_id=cart.customer_id,
-            currency=cart.currency,
-            location_id=cart.location_id,
-        )
-    )
-    return cart
-
-
 # --- changing ----------------------------------------------------------------------------------
 
 
 def set_line(
     uow: UnitOfWork, actor: Principal, cart_id: str, *, sku: str, quantity: int, add: bool, ttl_seconds: int
 ) -> Cart:
-    """Set (or add to) one line; the holds follow. InsufficientStock leaves the cart unchanged."""
+    """Set (or add to) one line; the holds follow. InsufficientStock: roll back, the cart is unchanged."""
     cart = get_cart(uow, actor, cart_id)
     _require_open(cart)
-    if quantity > 0:
-        _check_sku(uow, sku, cart.channel)
-    lines = apply_quantity(cart.lines, sku, quantity, add=add)
-    cart = _lock(uow, cart)
-    expires = _reserve(uow, cart, lines, ttl_seconds=ttl_seconds, previous=cart.lines)
-    repo.replace_lines(uow.conn, cart.id, cart.lines, lines)
-    repo.compare_and_set(uow.conn, cart.id, version=cart.version, status=OPEN, expires_at=expires)
+    snapshot = _catalog_line(uow, sku, cart.channel) if quantity > 0 else None
+    lines = apply_quantity(cart.lines, sku, quantity, add=add, snapshot=snapshot)
+    changed = replace(cart, lines=lines, version=cart.version + 1, expires_at=_expiry(ttl_seconds))
+    _save(uow, cart, lines=lines, expires_at=changed.expires_at)
+    _reserve(uow, changed, ttl_seconds=ttl_seconds, previous=cart)
+    before = cart.demand.get(sku, 0)
     uow.emit(
         CartLineChanged(
             cart_id=cart.id,
             channel=cart.channel,
             customer_id=cart.customer_id,
             sku=sku,
-            quantity=lines.get(sku, 0),
-            previous_quantity=cart.lines.get(sku, 0),
+            quantity=changed.demand.get(sku, 0),
+            previous_quantity=before,
         )
     )
-    return replace(cart, lines=lines, version=cart.version + 1, expires_at=expires)
+    return changed
 
 
 def set_fulfillment(
     uow: UnitOfWork, actor: Principal, cart_id: str, fulfillment: dict[str, Any], *, ttl_seconds: int
 ) -> Cart:
-    """Ship to an address or pick up at a store; a pickup re-reserves at that store."""
+    """Ship to an address or pick up at a store; the holds move when the store does.
+
+    Shipping a cart whose holds stay put is one UPDATE (no read, no inventory call)."""
+    if fulfillment["type"] == "ship":
+        shipped = repo.ship_in_place(uow.conn, cart_id, actor=actor, fulfillment=fulfillment)
+        if shipped is not None:
+            return shipped
     cart = get_cart(uow, actor, cart_id)
     _require_open(cart)
     if fulfillment["type"] == "pickup":
         inventory.get_location(uow, fulfillment["location_id"])  # 404 for an unknown store
-    cart = _lock(uow, cart)
-    moved = replace(cart, fulfillment=fulfillment)
-    expires = _reserve(uow, moved, cart.lines, ttl_seconds=ttl_seconds) if cart.lines else cart.expires_at
-    repo.compare_and_set(
-        uow.conn, cart.id, version=cart.version, status=OPEN, fulfillment=fulfillment, expires_at=expires
-    )
-    return replace(moved, version=cart.version + 1, expires_at=expires)
+    moved = replace(cart, fulfillment=fulfillment, version=cart.version + 1)
+    move = holds_move(cart, moved)
+    if move:
+        moved = replace(moved, expires_at=_expiry(ttl_seconds))
+    _save(uow, cart, fulfillment=fulfillment, expires_at=moved.expires_at)
+    if move:
+        _reserve(uow, moved, ttl_seconds=ttl_seconds)
+    return moved
 
 
 def add_coupon(uow: UnitOfWork, actor: Principal, cart_id: str, code: str) -> Cart:
@@ -237,8 +224,7 @@ def remove_coupon(uow: UnitOfWork, actor: Principal, cart_id: str, code: str) ->
 
 
 def _save_coupons(uow: UnitOfWork, cart: Cart, codes: tuple[str, ...]) -> Cart:
-    if not repo.compare_and_set(uow.conn, cart.id, version=cart.version, status=OPEN, coupon_codes=codes):
-        raise CartChanged(f"cart {cart.id!r} changed; reload and retry")
+    _save(uow, cart, coupon_codes=codes)
     return replace(cart, coupon_codes=codes, version=cart.version + 1)
 
 
@@ -276,7 +262,6 @@ def claim(uow: UnitOfWork, actor: Principal, code: str, *, ttl_seconds: int) -> 
     cart = repo.get(uow.conn, cart_id, actor=None)
     if cart is None or cart.status != OPEN:
         raise CartNotOpen("the handed-off cart is no longer open")
-    cart = repo.with_lines(cart, repo.lines_of(uow.conn, cart.id))
     location = actor.location if actor.location is not None else cart.location_id
     claimed = _move(uow, cart, channel=actor.channel, location_id=location, ttl_seconds=ttl_seconds)
     uow.emit(
@@ -306,20 +291,22 @@ def _move(uow: UnitOfWork, cart: Cart, *, channel: str, location_id: str | None,
     fulfillment = cart.fulfillment
     if location_id is not None and fulfillment is not None and fulfillment.get("type") == "pickup":
         fulfillment = {"type": "pickup", "location_id": location_id}  # picked up where it now lives
-    cart = _lock(uow, cart)
-    moved = replace(cart, channel=channel, location_id=location_id, fulfillment=fulfillment)
-    expires = _reserve(uow, moved, cart.lines, ttl_seconds=ttl_seconds) if cart.lines else cart.expires_at
-    repo.compare_and_set(
-        uow.conn,
-        cart.id,
-        version=cart.version,
-        status=OPEN,
+    moved = replace(
+        cart, channel=channel, location_id=location_id, fulfillment=fulfillment, version=cart.version + 1
+    )
+    if cart.lines:  # holds are per channel too: re-reserve whenever the cart has any
+        moved = replace(moved, expires_at=_expiry(ttl_seconds))
+    _save(
+        uow,
+        cart,
         channel=channel,
         location_id=location_id,
         fulfillment=fulfillment,
-        expires_at=expires,
+        expires_at=moved.expires_at,
     )
-    return replace(moved, version=cart.version + 1, expires_at=expires)
+    if cart.lines:
+        _reserve(uow, moved, ttl_seconds=ttl_seconds)
+    return moved
 
 
 # --- sign-in -----------------------------------------------------------------------------------
@@ -343,17 +330,23 @@ def merge_anonymous_cart(uow: UnitOfWork, *, anonymous_cart_id: str, customer_id
         return
     if target.status != OPEN:
         return
-    lines = repo.lines_of_many(uow.conn, [anon.id, target.id])
-    target = _lock(uow, repo.with_lines(target, lines.get(target.id, {})))
-    merged = merged_lines(target.lines, lines.get(anon.id, {}))
+    lines = merged_lines(target.lines, anon.lines)
+    merged = replace(target, lines=lines, version=target.version + 1, expires_at=_expiry(ttl))
     try:
-        with uow.conn.begin_nested():
+        with uow.conn.begin_nested():  # sign-in goes on without the merge if stock falls short
+            if not repo.compare_and_set(
+                uow.conn,
+                target.id,
+                version=target.version,
+                status=OPEN,
+                lines=lines,
+                expires_at=merged.expires_at,
+            ):
+                return
             inventory.release(uow, owner_id=anon.id, reason="cart-merged")
-            expires = _reserve(uow, target, merged, ttl_seconds=ttl)
+            _reserve(uow, merged, ttl_seconds=ttl)
     except InsufficientStock:
         return
-    repo.replace_lines(uow.conn, target.id, target.lines, merged)
-    repo.compare_and_set(uow.conn, target.id, version=target.version, status=OPEN, expires_at=expires)
     repo.compare_and_set(uow.conn, anon.id, version=anon.version, status=OPEN, to_status=MERGED)
     uow.emit(CartMerged(cart_id=anon.id, channel=channel, customer_id=customer_id, into_cart_id=target.id))
 
@@ -378,39 +371,46 @@ def begin_checkout(
     email: str | None,
     ttl_seconds: int,
 ) -> Cart:
-    """Move an open cart to ``checking_out`` (version + 1) and top up its holds.
+    """Take an open cart for checkout: ``open`` → ``checking_out`` (version + 1).
 
-    Returns the cart as loaded when it is not open (``completed``: the order exists;
-    ``checking_out``: an earlier attempt is in flight or crashed — the caller resumes it).
-    Raises EmptyCart, FulfillmentRequired, InsufficientStock (cart stays open: roll back).
+    One ``UPDATE … RETURNING`` claims and loads the cart. Its holds are left as they are unless
+    ``fulfillment`` moves them: ``inventory.commit`` re-reserves whatever lapsed since (or raises
+    InsufficientStock then). Returns the cart as it is when it was not open (``completed``: the
+    order exists; ``checking_out``: an earlier attempt is in flight or crashed — the caller
+    resumes it with the same payment key). Raises EmptyCart, FulfillmentRequired,
+    InsufficientStock: the caller rolls back and the cart stays open.
     """
-    cart = get_cart(uow, actor, cart_id)
-    if cart.status in (COMPLETED, CHECKING_OUT):
-        return cart
-    _require_open(cart)
+    cart = repo.claim_for_checkout(uow.conn, cart_id, actor=actor)
+    if cart is None:
+        cart = get_cart(uow, actor, cart_id)
+        if cart.status in (COMPLETED, CHECKING_OUT):
+            return cart
+        if cart.status == OPEN:  # a failed attempt reopened it between the two statements
+            raise CartChanged(f"cart {cart.id!r} changed; retry")
+        raise CartNotOpen(f"cart {cart.id!r} is {cart.status}")
     if not cart.lines:
         raise EmptyCart("add lines before checking out")
-    cart = replace(cart, fulfillment=fulfillment or cart.fulfillment, email=email or cart.email)
-    if cart.effective_fulfillment is None:
+    chosen = replace(cart, fulfillment=fulfillment or cart.fulfillment, email=email or cart.email)
+    if chosen.effective_fulfillment is None:
         raise FulfillmentRequired("choose shipping or pickup first (PUT /carts/{id}/fulfillment)")
+    if (chosen.fulfillment, chosen.email) == (cart.fulfillment, cart.email):
+        return cart
     if fulfillment is not None and fulfillment["type"] == "pickup":
         inventory.get_location(uow, fulfillment["location_id"])
-    if not repo.compare_and_set(
+    if holds_move(cart, chosen):
+        chosen = replace(chosen, expires_at=_expiry(ttl_seconds))
+        _reserve(uow, chosen, ttl_seconds=ttl_seconds)
+    repo.compare_and_set(
         uow.conn,
         cart.id,
         version=cart.version,
-        status=OPEN,
-        to_status=CHECKING_OUT,
-        fulfillment=cart.fulfillment,
-        email=cart.email,
-    ):
-        # A concurrent attempt moved it first: join that attempt (the caller resumes or returns its order).
-        now = get_cart(uow, actor, cart_id)
-        if now.status in (COMPLETED, CHECKING_OUT):
-            return now
-        raise CartChanged(f"cart {cart.id!r} changed; retry")
-    expires = _reserve(uow, cart, cart.lines, ttl_seconds=ttl_seconds)
-    return replace(cart, status=CHECKING_OUT, version=cart.version + 1, expires_at=expires)
+        status=CHECKING_OUT,
+        bump=False,  # this attempt's version (and payment key) stays
+        fulfillment=chosen.fulfillment,
+        email=chosen.email,
+        expires_at=chosen.expires_at,
+    )
+    return chosen
 
 
 def finish_checkout(uow: UnitOfWork, *, cart_id: str, version: int) -> bool:
@@ -434,35 +434,30 @@ def _require_open(cart: Cart) -> None:
         raise CartNotOpen(f"cart {cart.id!r} is {cart.status}")
 
 
-def _check_sku(uow: UnitOfWork, sku: str, channel: str) -> None:
+def _catalog_line(uow: UnitOfWork, sku: str, channel: str) -> Line:
+    """What the line captures from the catalog now; UnknownSku / SkuNotListed when it cannot sell."""
     info = catalog.get_variants(uow, [sku]).get(sku)
     if info is None or not info.active:
         raise UnknownSku(f"no sellable SKU {sku!r}", sku=sku)
     if not info.listed_on(channel):
         raise SkuNotListed(f"SKU {sku!r} is not sold on channel {channel!r}", sku=sku)
+    return Line(sku, 0, display_name(info.product_name, info.name), tuple(info.category_ids))
 
 
-def _lock(uow: UnitOfWork, cart: Cart) -> Cart:
-    """Take the cart's row lock (version + 1) before touching its holds.
-
-    Every line change bumps the version under this lock, so lines read at the old version are
-    still the cart's lines when the compare-and-set succeeds.
-    """
-    if not repo.compare_and_set(uow.conn, cart.id, version=cart.version, status=OPEN):
+def _save(uow: UnitOfWork, cart: Cart, **values: Any) -> None:
+    """Compare-and-set on the version the cart was read at (takes the row lock); CartChanged if
+    another request changed it first."""
+    if not repo.compare_and_set(uow.conn, cart.id, version=cart.version, status=OPEN, **values):
         raise CartChanged(f"cart {cart.id!r} changed; reload and retry")
-    return replace(cart, version=cart.version + 1)
 
 
-def _reserve(
-    uow: UnitOfWork,
-    cart: Cart,
-    lines: Mapping[str, int],
-    *,
-    ttl_seconds: int,
-    previous: Mapping[str, int] | None = None,
-) -> datetime:
-    """Make the cart's holds cover exactly ``lines``; returns when they lapse."""
-    demand = {**dict.fromkeys(previous or {}, 0), **lines}
+def _expiry(ttl_seconds: int) -> datetime:
+    return clock.now() + timedelta(seconds=ttl_seconds)
+
+
+def _reserve(uow: UnitOfWork, cart: Cart, *, ttl_seconds: int, previous: Cart | None = None) -> None:
+    """Make the cart's holds cover exactly its lines (SKUs only in ``previous`` go to 0)."""
+    demand: Mapping[str, int] = {**dict.fromkeys(previous.demand if previous else {}, 0), **cart.demand}
     inventory.reserve(
         uow,
         owner_id=cart.id,
@@ -472,4 +467,3 @@ def _reserve(
         capability=cart.capability,
         ttl_seconds=ttl_seconds,
     )
-    return clock.now() + timedelta(seconds=ttl_seconds)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from omnicommerce.customers.models import customers, otp_codes, refresh_tokens
@@ -20,6 +21,19 @@ _PUBLIC = [c for c in customers.c if c.name != "password_hash"]
 
 def insert_customer(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(customers).values(**values))
+
+
+def insert_customer_unless_email_taken(conn: Connection, values: Mapping[str, Any]) -> str | None:
+    """``INSERT … ON CONFLICT (email) DO NOTHING RETURNING id``: the new id, or None when the
+    (normalised) email already belongs to a customer. Any other conflict still raises."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(customers)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[customers.c.email])
+        .returning(customers.c.id)
+    )
+    return conn.execute(stmt).scalar()
 
 
 def insert_customers(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -119,13 +119,12 @@ def sign_up(uow: UnitOfWork, *, cmd: SignUp, settings: Settings) -> TokenPair:
 def find_or_create_by_email(uow: UnitOfWork, *, email: str, channel: str) -> str:
     """The customer id for an email, creating a password-less account if needed (guest checkout).
 
-    Safe under concurrency: the unique index decides; the loser's INSERT fails inside a savepoint
-    so the caller's transaction survives, and it reads the winner's row.
+    One ``INSERT … ON CONFLICT (email) DO NOTHING RETURNING id`` on the unique (normalised) email;
+    only when it inserted nothing is the existing row read. Safe under concurrency without a
+    savepoint: the unique index decides, the loser's INSERT is a no-op (on PostgreSQL it waits
+    for the winner's transaction and then reads its row), and the caller's transaction survives.
     """
     norm = normalize_email(email)
-    existing = repo.id_by_email(uow.conn, norm)
-    if existing is not None:
-        return existing
     values = _new_row(
         email=norm,
         phone=None,
@@ -135,16 +134,16 @@ def find_or_create_by_email(uow: UnitOfWork, *, email: str, channel: str) -> str
         channel=channel,
         created_by=SYSTEM_CREATOR,
     )
-    try:
-        with uow.conn.begin_nested():
-            repo.insert_customer(uow.conn, values)
-    except IntegrityError:
-        winner = repo.id_by_email(uow.conn, norm)
-        if winner is None:
-            raise
-        return winner
-    uow.emit(CustomerCreated(customer_id=values["id"], channel=channel))
-    return str(values["id"])
+    for _ in range(3):
+        created = repo.insert_customer_unless_email_taken(uow.conn, values)
+        if created is not None:
+            uow.emit(CustomerCreated(customer_id=created, channel=channel))
+            return created
+        existing = repo.id_by_email(uow.conn, norm)
+        if existing is not None:
+            return existing
+        # the row that conflicted lost the email between the two statements (erased, changed)
+    raise CustomerExists(f"the customer for {norm!r} keeps changing; try again", fields=["email"])
 
 
 def import_customers(

@@ -1,19 +1,21 @@
 """The SQL that matters for stock.
 
-Lock order: every transaction that writes ``stock_levels`` rows touches them in (sku,
-location_id) order, and locks them *before* it touches the ``holds`` on them. Multi-row
-statements whose row order the planner chooses (``UPDATE … FROM``) run only after
-:func:`lock_positions` / :func:`lock_rows` took the row locks in that order, so concurrent
-multi-line reservations cannot deadlock. On SQLite ``FOR UPDATE`` is dropped: ``BEGIN
+Lock order: every transaction that writes ``stock_levels`` rows — or the ``holds`` on them —
+locks those rows first, in (sku, location_id) order, with one statement. Multi-row statements
+whose row order the planner chooses (``UPDATE … FROM``) run only after
+:func:`sited_positions_with_rule` / :func:`lock_rows` took the row locks in that order, so
+concurrent multi-line reservations cannot deadlock, and a hold on a locked row cannot change
+under the transaction holding the lock. On SQLite ``FOR UPDATE`` is dropped: ``BEGIN
 IMMEDIATE`` already serialises writers.
 
-The conditional ``UPDATE`` in :func:`try_reserve` is the guard against overselling, whatever
-was read before it.
+The conditional ``UPDATE`` in :func:`try_reserve` (and in :func:`settle`) is the guard against
+overselling, whatever was read before it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,13 +25,18 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    cast,
     column,
+    exists,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
     true,
     tuple_,
+    union_all,
     update,
     values,
 )
@@ -49,6 +56,7 @@ from omnicommerce.inventory.domain import (
 from omnicommerce.inventory.models import channel_stock_rules, holds, locations, stock_ledger, stock_levels
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
+from omnicommerce.platform.db import UTCDateTime
 from omnicommerce.platform.ids import new_id
 
 POSITION_COLUMNS = (
@@ -144,13 +152,6 @@ def upsert_locations(conn: Connection, locs: Sequence[LocationInfo]) -> None:
     )
 
 
-def read_rule(conn: Connection, channel: str) -> ChannelRule:
-    row = conn.execute(select(channel_stock_rules).where(channel_stock_rules.c.channel_id == channel)).first()
-    if row is None:
-        return ChannelRule(channel)
-    return ChannelRule(channel, frozenset(row.visible_locations.split()), row.buffer)
-
-
 def write_rule(conn: Connection, rule: ChannelRule) -> None:
     stmt = _upsert(conn, channel_stock_rules).values(
         channel_id=rule.channel,
@@ -182,20 +183,49 @@ def _position(row: Any) -> StockPosition:
     return StockPosition(row.sku, row.location_id, row.on_hand, row.reserved, row.safety_stock)
 
 
-def sited_positions(
-    conn: Connection, skus: Collection[str], *, lock: bool
-) -> list[tuple[StockPosition, LocationInfo]]:
-    """Every stock row of ``skus`` with its location, one query; ``lock`` takes the row locks
-    in (sku, location_id) order before anything else in the transaction writes them."""
+def sited_positions_with_rule(
+    conn: Connection,
+    *,
+    channel: str,
+    skus: Collection[str],
+    held_by: str | None = None,
+    lock: bool,
+) -> tuple[list[tuple[StockPosition, LocationInfo]], ChannelRule]:
+    """Every stock row of ``skus`` with its location, and the channel's rule, in one statement.
+
+    ``held_by`` adds every row of the skus that owner holds (``state = 'held'``) to ``skus``, so a
+    reservation locks the rows of holds it may release without reading them first. ``lock`` takes
+    the stock row locks in (sku, location_id) order (``FOR UPDATE OF stock_levels``: the rule and
+    the location are only read). Without any stock row the rule is not read and the default (all
+    locations, no buffer) is returned: with no row there is nothing it could apply to."""
+    wanted: ColumnElement[bool] = stock_levels.c.sku.in_(sorted(skus))
+    if held_by is not None:
+        # One IN over a union, not ``sku IN (…) OR sku IN (SELECT …)``: PostgreSQL plans the OR
+        # as a filter over the whole table, the union as index lookups.
+        owned = select(holds.c.sku).where(holds.c.owner_id == held_by, holds.c.state == HoldState.HELD.value)
+        wanted = stock_levels.c.sku.in_(
+            union_all(owned, *(select(literal(sku, String)) for sku in sorted(skus)))
+        )
     stmt = (
-        select(*POSITION_COLUMNS, *[c for c in locations.c if c.name != "created_at"])
+        select(
+            *POSITION_COLUMNS,
+            *[c for c in locations.c if c.name != "created_at"],
+            channel_stock_rules.c.channel_id.label("rule_channel"),
+            channel_stock_rules.c.visible_locations.label("rule_visible"),
+            channel_stock_rules.c.buffer.label("rule_buffer"),
+        )
         .join(locations, locations.c.id == stock_levels.c.location_id)
-        .where(stock_levels.c.sku.in_(sorted(skus)))
+        .outerjoin(channel_stock_rules, channel_stock_rules.c.channel_id == channel)
+        .where(wanted)
         .order_by(stock_levels.c.sku, stock_levels.c.location_id)
     )
     if lock:
         stmt = stmt.with_for_update(of=stock_levels)
-    return [(_position(r), _location(r)) for r in conn.execute(stmt)]
+    rows = list(conn.execute(stmt))
+    rule = ChannelRule(channel)
+    if rows and rows[0].rule_channel is not None:
+        rule = ChannelRule(channel, frozenset(rows[0].rule_visible.split()), rows[0].rule_buffer)
+    return [(_position(r), _location(r)) for r in rows], rule
 
 
 def lock_rows(conn: Connection, keys: Collection[RowKey]) -> dict[RowKey, StockPosition]:
@@ -450,6 +480,327 @@ def transition(
         .returning(holds.c.id)
     )
     return set(conn.execute(stmt).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class HoldWrites:
+    """Everything a settled plan writes, for :func:`settle`.
+
+    ``deltas`` move ``reserved`` per row (a positive one only where ATP less ``buffer`` covers
+    it); only if every row moved are ``release`` (held → released) and ``keep`` (held →
+    ``keep_state`` with ``keep_values``) moved, ``new`` inserted and ``ledger`` appended. Every
+    hold in ``new`` has the same owner, state, order and expiry."""
+
+    deltas: Mapping[RowKey, int]
+    buffer: int = 0
+    release: Sequence[Hold] = ()
+    keep: Sequence[Hold] = ()
+    keep_state: HoldState = HoldState.HELD
+    keep_values: Mapping[str, Any] = field(default_factory=dict)
+    new: Sequence[Hold] = ()
+    ledger: Sequence[LedgerEntry] = ()
+
+    @property
+    def wanted(self) -> set[RowKey]:
+        return {k for k, d in self.deltas.items() if d != 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What :func:`settle` did: ``applied`` rows moved; the rest only if ``complete``."""
+
+    applied: set[RowKey]
+    released: set[str]
+    kept: set[str]
+
+    def complete(self, writes: HoldWrites) -> bool:
+        return self.applied == writes.wanted
+
+
+def settle(conn: Connection, writes: HoldWrites) -> Settled:
+    """Apply ``writes``; rows must already be locked. If a row refused its delta (``applied``
+    short of ``writes.wanted``) nothing else was written, and the caller undoes ``applied``
+    (:func:`shift_reserved`).
+
+    PostgreSQL: ONE statement, data-modifying CTEs gated on the conditional stock UPDATE having
+    moved every row. SQLite (no DML in CTEs): the same statements one after the other."""
+    if conn.dialect.name == "postgresql":
+        return _settle_in_one(conn, writes)
+    applied = try_reserve(conn, writes.deltas, buffer=writes.buffer)
+    if applied != writes.wanted:
+        return Settled(applied, set(), set())
+    released = transition(
+        conn, [h.id for h in writes.release], from_state=HoldState.HELD, to_state=HoldState.RELEASED
+    )
+    kept = transition(
+        conn,
+        [h.id for h in writes.keep],
+        from_state=HoldState.HELD,
+        to_state=writes.keep_state,
+        **writes.keep_values,
+    )
+    insert_holds(conn, writes.new)
+    append_ledger(conn, writes.ledger)
+    return Settled(applied, released, kept)
+
+
+def _settle_in_one(conn: Connection, writes: HoldWrites) -> Settled:
+    now = clock.now()
+    parts: list[Any] = []
+    gate: ColumnElement[bool] = true()
+    no_text = cast(null(), String)
+    rows = [(sku, loc, d, d + writes.buffer) for (sku, loc), d in writes.deltas.items() if d != 0]
+    if rows:
+        v = _deltas_cte(rows)
+        moved = (
+            update(stock_levels)
+            .where(
+                stock_levels.c.sku == v.c.sku,
+                stock_levels.c.location_id == v.c.loc,
+                or_(v.c.d <= 0, v.c.need <= ATP_SQL),
+            )
+            .values(
+                reserved=stock_levels.c.reserved + v.c.d,
+                version=stock_levels.c.version + 1,
+                updated_at=now,
+            )
+            .returning(stock_levels.c.sku, stock_levels.c.location_id)
+            .cte("moved")
+        )
+        gate = select(func.count()).select_from(moved).scalar_subquery() == len(rows)
+        parts.append(
+            select(literal("moved").label("part"), moved.c.sku.label("a"), moved.c.location_id.label("b"))
+        )
+    for name, items, to_state, extra in (
+        ("released", writes.release, HoldState.RELEASED, {}),
+        ("kept", writes.keep, writes.keep_state, dict(writes.keep_values)),
+    ):
+        if items:
+            cte = (
+                update(holds)
+                .where(
+                    holds.c.id.in_(sorted(h.id for h in items)), holds.c.state == HoldState.HELD.value, gate
+                )
+                .values(state=to_state.value, version=holds.c.version + 1, **extra)
+                .returning(holds.c.id)
+                .cte(name)
+            )
+            parts.append(select(literal(name), cte.c.id, no_text))
+    if writes.new:
+        first = writes.new[0]
+        hv = (
+            values(
+                column("id", String),
+                column("sku", String),
+                column("loc", String),
+                column("q", Integer),
+                name="hv",
+            )
+            .data([(h.id, h.sku, h.location_id, h.quantity) for h in writes.new])
+            .cte("hv")
+        )
+        inserted = (
+            insert(holds)
+            .from_select(
+                [
+                    "id",
+                    "owner_id",
+                    "sku",
+                    "location_id",
+                    "quantity",
+                    "state",
+                    "order_id",
+                    "expires_at",
+                    "version",
+                    "created_at",
+                ],
+                select(
+                    hv.c.id,
+                    literal(first.owner_id, String),
+                    hv.c.sku,
+                    hv.c.loc,
+                    hv.c.q,
+                    literal(first.state.value, String),
+                    literal(first.order_id, String) if first.order_id is not None else no_text,
+                    literal(first.expires_at, UTCDateTime()),
+                    literal(1, Integer),
+                    literal(now, UTCDateTime()),
+                ).where(gate),
+            )
+            .returning(holds.c.id)
+            .cte("inserted")
+        )
+        parts.append(select(literal("inserted"), inserted.c.id, no_text))
+    if writes.ledger:
+        lv = (
+            values(
+                column("id", String),
+                column("sku", String),
+                column("loc", String),
+                column("dh", Integer),
+                column("dr", Integer),
+                column("reason", String),
+                column("reference", String),
+                column("note", String),
+                column("actor", String),
+                name="lv",
+            )
+            .data(
+                [
+                    (
+                        new_id("led"),
+                        e.sku,
+                        e.location_id,
+                        e.delta_on_hand,
+                        e.delta_reserved,
+                        e.reason,
+                        e.reference,
+                        e.note,
+                        e.actor,
+                    )
+                    for e in writes.ledger
+                ]
+            )
+            .cte("lv")
+        )
+        logged = (
+            insert(stock_ledger)
+            .from_select(
+                [
+                    "id",
+                    "sku",
+                    "location_id",
+                    "delta_on_hand",
+                    "delta_reserved",
+                    "reason",
+                    "reference",
+                    "note",
+                    "actor",
+                    "at",
+                ],
+                select(
+                    lv.c.id,
+                    lv.c.sku,
+                    lv.c.loc,
+                    lv.c.dh,
+                    lv.c.dr,
+                    lv.c.reason,
+                    lv.c.reference,
+                    lv.c.note,
+                    lv.c.actor,
+                    literal(now, UTCDateTime()),
+                ).where(gate),
+            )
+            .returning(stock_ledger.c.id)
+            .cte("logged")
+        )
+        parts.append(select(literal("logged"), logged.c.id, no_text))
+    if not parts:
+        return Settled(set(), set(), set())
+    out: dict[str, list[Any]] = {"moved": [], "released": [], "kept": [], "inserted": [], "logged": []}
+    stmt: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+    for part, a, b in conn.execute(stmt):
+        out[part].append((a, b) if part == "moved" else a)
+    return Settled(set(out["moved"]), set(out["released"]), set(out["kept"]))
+
+
+def commit_held(
+    conn: Connection,
+    *,
+    owner_id: str,
+    order_id: str,
+    demand: Mapping[str, int],
+    eligible: Collection[str],
+) -> list[Hold] | None:
+    """The happy path of a commit, in one statement: turn ALL the owner's held holds into the
+    order's committed ones — but only if they cover ``demand`` (sku → units > 0) exactly, sit at
+    ``eligible`` locations, and the order has no committed holds yet (a repeat). Returns the
+    committed holds, or None when that is not so and nothing changed.
+
+    No stock number moves. The caller holds the row locks of every sku in ``demand`` and of the
+    owner's held skus, so no other writer (each locks the rows before touching their holds)
+    can change these holds under the statement. The ``commit`` ledger rows (zero deltas, note =
+    hold id) go in the same statement on PostgreSQL, in a second one on SQLite."""
+    if not demand:
+        return None
+    now = clock.now()
+    other = holds.alias("other")
+    mine_held = and_(other.c.owner_id == owner_id, other.c.state == HoldState.HELD.value)
+    units = (
+        select(other.c.sku, func.sum(other.c.quantity).label("units"))
+        .where(mine_held)
+        .group_by(other.c.sku)
+        .subquery("units")
+    )
+    matched = (
+        select(func.count())
+        .select_from(units)
+        .where(tuple_(units.c.sku, units.c.units).in_(sorted(demand.items())))
+        .scalar_subquery()
+    )
+    stmt = (
+        update(holds)
+        .where(
+            holds.c.owner_id == owner_id,
+            holds.c.state == HoldState.HELD.value,
+            ~exists().where(
+                other.c.owner_id == owner_id,
+                other.c.order_id == order_id,
+                other.c.state == HoldState.COMMITTED.value,
+            ),
+            ~exists().where(
+                mine_held,
+                or_(other.c.sku.not_in(sorted(demand)), other.c.location_id.not_in(sorted(eligible))),
+            ),
+            matched == len(demand),
+        )
+        .values(state=HoldState.COMMITTED.value, order_id=order_id, version=holds.c.version + 1)
+        .returning(*HOLD_COLUMNS)
+    )
+    if conn.dialect.name == "postgresql":
+        done = stmt.cte("done")
+        led_id = literal(new_id("led")[:-6], String) + func.lpad(
+            cast(func.row_number().over(order_by=done.c.id), String), 6, "0"
+        )
+        logged = (
+            insert(stock_ledger)
+            .from_select(
+                [
+                    "id",
+                    "sku",
+                    "location_id",
+                    "delta_on_hand",
+                    "delta_reserved",
+                    "reason",
+                    "reference",
+                    "note",
+                    "actor",
+                    "at",
+                ],
+                select(
+                    led_id,
+                    done.c.sku,
+                    done.c.location_id,
+                    literal(0, Integer),
+                    literal(0, Integer),
+                    literal("commit", String),
+                    literal(order_id, String),
+                    done.c.id,
+                    literal(owner_id, String),
+                    literal(now, UTCDateTime()),
+                ),
+            )
+            .returning(stock_ledger.c.id)
+            .cte("logged")
+        )
+        committed = [_hold(r) for r in conn.execute(select(done).add_cte(logged))]
+    else:
+        committed = [_hold(r) for r in conn.execute(stmt)]
+        append_ledger(
+            conn,
+            [LedgerEntry(h.sku, h.location_id, 0, 0, "commit", order_id, owner_id, h.id) for h in committed],
+        )
+    return sorted(committed, key=lambda h: (h.sku, h.location_id, h.id)) or None
 
 
 def expire_due(

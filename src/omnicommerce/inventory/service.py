@@ -83,10 +83,27 @@ SYSTEM_ACTOR = "system"
 
 @dataclass(frozen=True, slots=True)
 class _Settlement:
-    """A plan that the stock rows have already accepted; holds and ledger still to write."""
+    """A plan the stock rows accepted, with every hold and ledger row written."""
 
     rebalance: Rebalance
-    plans: list[HoldPlan]
+    kept: list[Hold]
+    new: list[Hold]
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    """How a settled plan leaves the owner's holds: kept ones move to ``keep_state`` with
+    ``keep_values``; new ones are born ``new_state`` until ``expires_at`` (for ``order_id``)."""
+
+    keep_state: HoldState
+    keep_values: dict[str, Any]
+    new_state: HoldState
+    expires_at: datetime
+    order_id: str | None = None
+    commit_ledger: bool = False  # a zero-delta ``commit`` ledger row per kept and new hold
+
+
+Sited = tuple[list[tuple[StockPosition, LocationInfo]], ChannelRule]
 
 
 def reserve(
@@ -105,42 +122,31 @@ def reserve(
 
     On ``InsufficientStock`` nothing of the owner's changed: the error is raised before any
     hold or stock write (only other owners' *expired* holds may have been released, which is
-    correct on its own). Statements on the happy path do not grow with the number of lines.
-    """
+    correct on its own). Statements on the happy path do not grow with the number of lines:
+    PostgreSQL 3 (lock the rows with the channel rule, read the owner's holds, one statement
+    for stock + holds + ledger), SQLite 5 (the last one split in three)."""
     if ttl_seconds <= 0:
         raise InvalidInput("ttl_seconds must be positive")
     expires_at = clock.now() + timedelta(seconds=ttl_seconds)
-    held = repo.owner_holds(uow.conn, owner_id, [HoldState.HELD])
+    demand = _checked(demand)
+    sited = repo.sited_positions_with_rule(
+        uow.conn, channel=channel, skus=demand, held_by=owner_id, lock=True
+    )
     done = _settle(
         uow,
         owner_id=owner_id,
-        seen=held,
-        channel=channel,
-        demand=_checked(demand),
+        sited=sited,
+        demand=demand,
         location_id=location_id,
         capability=capability,
         keep_expired=False,
+        finish=_Finish(HoldState.HELD, {"expires_at": expires_at}, HoldState.HELD, expires_at),
     )
-    kept = [replace(h, expires_at=expires_at) for h in done.rebalance.keep]
-    _expect(
-        repo.transition(
-            uow.conn,
-            [h.id for h in kept],
-            from_state=HoldState.HELD,
-            to_state=HoldState.HELD,
-            expires_at=expires_at,
-        ),
-        kept,
-    )
-    new = [
-        Hold(new_id("hld"), owner_id, p.sku, p.location_id, p.quantity, HoldState.HELD, expires_at)
-        for p in done.plans
-    ]
-    repo.insert_holds(uow.conn, new)
-    repo.append_ledger(uow.conn, _hold_ledger(new, "reserve", owner_id))
-    if new:
-        uow.emit(StockReserved(owner_id=owner_id, channel=channel, holds=_lines(new), expires_at=expires_at))
-    return sorted(kept + new, key=lambda h: (h.sku, h.location_id, h.id))
+    if done.new:
+        uow.emit(
+            StockReserved(owner_id=owner_id, channel=channel, holds=_lines(done.new), expires_at=expires_at)
+        )
+    return sorted(done.kept + done.new, key=lambda h: (h.sku, h.location_id, h.id))
 
 
 def commit(
@@ -153,50 +159,61 @@ def commit(
     location_id: str | None,
     capability: str,
 ) -> list[Allocation]:
-    """Turn the owner's holds into the order's allocations (one UPDATE), re-reserving units
-    whose holds expired and were released. Holds past ``expires_at`` but still held count:
-    their units are still in ``reserved``. A repeat for the same order returns the first
-    allocations. Raises ``InsufficientStock`` before any write of the owner's."""
-    active = repo.owner_holds(uow.conn, owner_id, [HoldState.HELD, HoldState.COMMITTED])
-    previous = [h for h in active if h.order_id == order_id]
+    """Turn the owner's holds into the order's allocations, re-reserving units whose holds
+    expired and were released. Holds past ``expires_at`` but still held count: their units are
+    still in ``reserved``. A repeat for the same order returns the first allocations. Raises
+    ``InsufficientStock`` before any write of the owner's.
+
+    Happy path (the held holds cover ``demand`` exactly at usable locations): lock the rows,
+    then one conditional UPDATE of the holds (with the ledger on PostgreSQL) — 2 statements
+    (3 on SQLite). Anything else falls back to re-planning under the same locks."""
+    demand = _checked(demand)
+    sited = repo.sited_positions_with_rule(
+        uow.conn, channel=channel, skus=demand, held_by=owner_id, lock=True
+    )
+    wanted = {sku: n for sku, n in demand.items() if n > 0}
+    eligible = eligible_locations((loc for _, loc in sited[0]), sited[1], capability, location_id)
+    committed = repo.commit_held(
+        uow.conn, owner_id=owner_id, order_id=order_id, demand=wanted, eligible=eligible
+    )
+    if committed is not None:
+        if _by_sku(committed) != wanted:
+            raise RuntimeError("holds changed under a row lock; refusing to continue")
+        return _committed(uow, owner_id, order_id, committed)
+    previous = [
+        h for h in repo.owner_holds(uow.conn, owner_id, [HoldState.COMMITTED]) if h.order_id == order_id
+    ]
     if previous:
         return _allocations(previous)
-    held = [h for h in active if h.state is HoldState.HELD]
+    now = clock.now()
     done = _settle(
         uow,
         owner_id=owner_id,
-        seen=held,
-        channel=channel,
-        demand=_checked(demand),
+        sited=sited,
+        demand=demand,
         location_id=location_id,
         capability=capability,
         keep_expired=True,
-    )
-    kept = done.rebalance.keep
-    _expect(
-        repo.transition(
-            uow.conn,
-            [h.id for h in kept],
-            from_state=HoldState.HELD,
-            to_state=HoldState.COMMITTED,
-            order_id=order_id,
+        finish=_Finish(
+            HoldState.COMMITTED,
+            {"order_id": order_id},
+            HoldState.COMMITTED,
+            now,
+            order_id,
+            commit_ledger=True,
         ),
-        kept,
     )
-    now = clock.now()
-    new = [
-        Hold(new_id("hld"), owner_id, p.sku, p.location_id, p.quantity, HoldState.COMMITTED, now, order_id)
-        for p in done.plans
-    ]
-    repo.insert_holds(uow.conn, new)
-    committed = [*kept, *new]
-    repo.append_ledger(
-        uow.conn,
-        [
-            *_hold_ledger(new, "reserve", owner_id),
-            *(LedgerEntry(h.sku, h.location_id, 0, 0, "commit", order_id, owner_id, h.id) for h in committed),
-        ],
-    )
+    return _committed(uow, owner_id, order_id, [*done.kept, *done.new])
+
+
+def _by_sku(holds: Iterable[Hold]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for h in holds:
+        out[h.sku] = out.get(h.sku, 0) + h.quantity
+    return out
+
+
+def _committed(uow: UnitOfWork, owner_id: str, order_id: str, committed: list[Hold]) -> list[Allocation]:
     allocations = _allocations(committed)
     uow.emit(
         StockCommitted(
@@ -277,69 +294,107 @@ def _settle(
     uow: UnitOfWork,
     *,
     owner_id: str,
-    seen: list[Hold],
-    channel: str,
+    sited: Sited,
     demand: dict[str, int],
     location_id: str | None,
     capability: str,
     keep_expired: bool,
+    finish: _Finish,
 ) -> _Settlement:
     """Decide which of the owner's holds stay, which go and what new units come from where,
-    then move ``reserved`` on every touched row in one conditional statement.
+    then write it all (:func:`repo.settle`: one statement on PostgreSQL).
 
-    ``seen`` (read before any lock) only names the skus whose rows to lock, in (sku, location_id)
-    order; the holds are read again under those locks, where nothing else can change them — not a
-    competitor expiring them, nor the owner's own concurrent request. Expired holds of others
-    on short rows are released and the plan redone, a bounded number of times."""
+    ``sited`` is the locked rows — of the demanded skus and of every sku the owner held when
+    they were locked — with the channel rule. The owner's holds are read under those locks,
+    where nothing else can change them — not a competitor expiring them, nor the owner's own
+    concurrent request; holds of skus not locked are left alone. Expired holds of others on
+    short rows are released and the plan redone, a bounded number of times."""
     conn = uow.conn
-    rule = repo.read_rule(conn, channel)
-    skus = set(demand) | {h.sku for h in seen}
+    skus = set(demand) | {p.sku for p, _ in sited[0]}
     missing: Mapping[str, int] = demand
-    for _ in range(MAX_ATTEMPTS):
-        sited = repo.sited_positions(conn, skus, lock=True)
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            sited = repo.sited_positions_with_rule(conn, channel=sited[1].channel, skus=skus, lock=True)
+        rows, rule = sited
         holds = [h for h in repo.owner_holds(conn, owner_id, [HoldState.HELD]) if h.sku in skus]
         now = clock.now()
-        eligible = eligible_locations((loc for _, loc in sited), rule, capability, location_id)
+        eligible = eligible_locations((loc for _, loc in rows), rule, capability, location_id)
         # Reserving afresh never leans on the owner's own expired holds; committing converts them.
         stale = [] if keep_expired else [h for h in holds if h.expires_at < now]
         kept = rebalance([h for h in holds if h not in stale], demand, eligible)
         moves = Rebalance(kept.keep, kept.release + stale, kept.missing)
         missing = moves.missing
-        positions = credit([p for p, _ in sited], units_by_row(moves.release))
+        positions = credit([p for p, _ in rows], units_by_row(moves.release))
         try:
             plans = plan_holds(moves.missing, positions, Strategy(eligible, rule.buffer))
         except InsufficientStock as short:
             if _expire_others(uow, owner_id, [p for p in positions if p.sku in short.shortages], now):
                 continue
             raise
-        if _apply(uow, owner_id, plans, moves.release, rule.buffer, now):
-            return _Settlement(moves, plans)
+        done = _apply(uow, owner_id, moves, plans, rule.buffer, finish, now)
+        if done is not None:
+            return done
     raise InsufficientStock({sku: n for sku, n in missing.items() if n > 0})
 
 
 def _apply(
-    uow: UnitOfWork, owner_id: str, plans: list[HoldPlan], release: list[Hold], buffer: int, now: datetime
-) -> bool:
-    """Move ``reserved`` by (new - released) per row; on a row that refuses, undo the others,
-    release expired holds there and report failure so the caller re-plans."""
+    uow: UnitOfWork,
+    owner_id: str,
+    moves: Rebalance,
+    plans: list[HoldPlan],
+    buffer: int,
+    finish: _Finish,
+    now: datetime,
+) -> _Settlement | None:
+    """Move ``reserved`` by (new - released) per row and, if every row took it, write the holds
+    and the ledger; on a row that refuses, undo the others, release expired holds there and
+    return None so the caller re-plans."""
     conn = uow.conn
     deltas = units_by_row(plans)
-    for key, n in units_by_row(release).items():
+    for key, n in units_by_row(moves.release).items():
         deltas[key] = deltas.get(key, 0) - n
-    wanted = {k for k, d in deltas.items() if d != 0}
-    applied = repo.try_reserve(conn, deltas, buffer=buffer)
-    if applied == wanted:
-        moved = repo.transition(
-            conn, [h.id for h in release], from_state=HoldState.HELD, to_state=HoldState.RELEASED
+    new = [
+        Hold(
+            new_id("hld"),
+            owner_id,
+            p.sku,
+            p.location_id,
+            p.quantity,
+            finish.new_state,
+            finish.expires_at,
+            finish.order_id,
         )
-        _expect(moved, release)
-        repo.append_ledger(conn, _hold_ledger(release, "release", owner_id))
-        if release:
-            uow.emit(HoldReleased(owner_id=owner_id, reason="rebalanced", holds=_lines(release)))
-        return True
-    repo.shift_reserved(conn, {k: -deltas[k] for k in applied})
-    _expire_others(uow, owner_id, [StockPosition(k[0], k[1], 0, 0) for k in wanted - applied], now)
-    return False
+        for p in plans
+    ]
+    kept = [replace(h, state=finish.keep_state, **finish.keep_values) for h in moves.keep]
+    ledger = [*_hold_ledger(moves.release, "release", owner_id), *_hold_ledger(new, "reserve", owner_id)]
+    if finish.commit_ledger:
+        ledger += [
+            LedgerEntry(h.sku, h.location_id, 0, 0, "commit", finish.order_id, owner_id, h.id)
+            for h in [*kept, *new]
+        ]
+    writes = repo.HoldWrites(
+        deltas=deltas,
+        buffer=buffer,
+        release=moves.release,
+        keep=moves.keep,
+        keep_state=finish.keep_state,
+        keep_values=finish.keep_values,
+        new=new,
+        ledger=ledger,
+    )
+    settled = repo.settle(conn, writes)
+    if settled.complete(writes):
+        _expect(settled.released, moves.release)
+        _expect(settled.kept, moves.keep)
+        if moves.release:
+            uow.emit(HoldReleased(owner_id=owner_id, reason="rebalanced", holds=_lines(moves.release)))
+        return _Settlement(moves, kept, new)
+    repo.shift_reserved(conn, {k: -deltas[k] for k in settled.applied})
+    _expire_others(
+        uow, owner_id, [StockPosition(k[0], k[1], 0, 0) for k in writes.wanted - settled.applied], now
+    )
+    return None
 
 
 def _expire_others(uow: UnitOfWork, owner_id: str, rows: Iterable[StockPosition], now: datetime) -> bool:
@@ -427,9 +482,9 @@ def availability(
     """ATP per sku and location as ``channel`` sees it (its visible locations, less its buffer);
     nearest first when ``near`` is given, otherwise most units first."""
     wanted = sorted(set(skus))
-    rule = repo.read_rule(uow.conn, channel)
+    sited, rule = repo.sited_positions_with_rule(uow.conn, channel=channel, skus=wanted, lock=False)
     by_sku: dict[str, list[LocationAtp]] = {sku: [] for sku in wanted}
-    for p, loc in repo.sited_positions(uow.conn, wanted, lock=False):
+    for p, loc in sited:
         if loc.active and rule.sees(loc.id):
             by_sku[p.sku].append(LocationAtp(loc.id, loc.kind, atp(p, rule.buffer), _distance(loc, near)))
     return [

@@ -36,7 +36,6 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
-    UoW,
     get_db,
     page_of,
     require,
@@ -87,7 +86,6 @@ def checkout(
     cart_id: str,
     body: CheckoutRequest,
     actor: CartsWrite,
-    uow: UoW,
     idem: IdempotencyKey,
     db: Db,
     provider: Provider,
@@ -100,9 +98,9 @@ def checkout(
         email=body.email,
         fulfillment=body.fulfillment.model_dump(mode="json", exclude_none=True) if body.fulfillment else None,
     )
-    outcome = flows.checkout(db, provider, actor, cart_id, cmd, ttl_seconds=settings.reservation_ttl_seconds)
-    out = OrderOut.of(outcome.order)
-    return idem.run(uow, body, lambda: out, status=201 if outcome.created else 200)
+    return flows.checkout(
+        db, provider, actor, cart_id, cmd, idem=idem, body=body, ttl_seconds=settings.reservation_ttl_seconds
+    )
 
 
 @router.post(

@@ -38,7 +38,8 @@ from omnicommerce.orders.payments import (
 )
 from omnicommerce.orders.schemas import CardPayment, OrderOut, StoreSaleCreate
 from omnicommerce.platform.auth import Principal
-from omnicommerce.platform.db import Database
+from omnicommerce.platform.db import Database, UnitOfWork
+from omnicommerce.platform.errors import DomainError
 from omnicommerce.platform.idempotency import Idempotency, fingerprint
 from omnicommerce.platform.ids import new_id
 from omnicommerce.pricing.domain import Quote
@@ -52,12 +53,6 @@ class CheckoutCommand:
     email: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CheckoutOutcome:
-    order: Order
-    created: bool  # False: the cart had already checked out (or a concurrent attempt did)
-
-
 def checkout(
     db: Database,
     provider: PaymentProvider,
@@ -65,46 +60,52 @@ def checkout(
     cart_id: str,
     cmd: CheckoutCommand,
     *,
+    idem: Idempotency,
+    body: Any,
     ttl_seconds: int,
-) -> CheckoutOutcome:
-    """Check a cart out into a paid order, exactly once per cart.
+) -> JSONResponse:
+    """Check a cart out into a paid order, exactly once per cart: 201 with the new order, 200
+    with the order the cart already checked out into.
 
-    Tx A: cart open → checking_out, holds topped up, priced. Then the sale at the provider, keyed
-    by cart id + version. Tx B: holds → allocations, coupons redeemed, order ``paid``, cart
-    completed. A failure after Tx A voids the payment, releases the holds and reopens the cart.
+    Tx A: cart open → checking_out and priced. Then the sale at the provider, keyed by cart id +
+    version. Tx B: holds → allocations, coupons redeemed, order ``paid``, cart completed, and the
+    ``Idempotency-Key`` record. A failure after Tx A voids the payment, releases the holds and
+    reopens the cart. A repeat of an answered key replays that answer (nothing is charged: the
+    cart is completed, or the payment key replays at the provider).
     """
     check_payment_token(cmd.payment_token)
-    started = _start(db, actor, cart_id, cmd, ttl_seconds=ttl_seconds)
-    if isinstance(started, Order):
-        return CheckoutOutcome(started, created=False)
-    cart, quote = started
-    key = f"checkout:{cart.id}:{cart.version}"
-    result = _authorize(db, provider, cart, quote, cmd.payment_token, key)
-    payment = Payment(provider.name, "card", result.reference, result.status)
     try:
-        with db.uow() as uow:
-            order = orders.place_checkout_order(uow, cart=cart, quote=quote, payment=payment)
-            uow.commit()
-    except Exception:
-        _undo(db, provider, cart, key)
+        started = _start(db, actor, cart_id, cmd, idem, body, ttl_seconds=ttl_seconds)
+        if isinstance(started, JSONResponse):
+            return started
+        cart, quote = started
+        key = f"checkout:{cart.id}:{cart.version}"
+        result = _authorize(db, provider, cart, quote, cmd.payment_token, key)
+        payment = Payment(provider.name, "card", result.reference, result.status)
+        return _place(db, provider, cart, quote, payment, key, idem, body)
+    except DomainError:
+        if (replay := idem.replay(db, body)) is not None:
+            return replay  # a repeat of an answered request: that answer stands
         raise
-    if order is None:  # a concurrent attempt with the same payment completed the cart first
-        return CheckoutOutcome(_order_of(db, cart.id), created=False)
-    return CheckoutOutcome(order, created=True)
 
 
 def _start(
-    db: Database, actor: Principal, cart_id: str, cmd: CheckoutCommand, *, ttl_seconds: int
-) -> Order | tuple[Cart, Quote]:
+    db: Database,
+    actor: Principal,
+    cart_id: str,
+    cmd: CheckoutCommand,
+    idem: Idempotency,
+    body: Any,
+    *,
+    ttl_seconds: int,
+) -> JSONResponse | tuple[Cart, Quote]:
+    """Tx A; the final answer when the cart had already checked out."""
     with db.uow() as uow:
         cart = carts.begin_checkout(
             uow, actor, cart_id, fulfillment=cmd.fulfillment, email=cmd.email, ttl_seconds=ttl_seconds
         )
         if cart.status == COMPLETED:
-            order = orders.order_for_cart(uow, cart.id)
-            if order is None:
-                raise CheckoutConflict(f"cart {cart.id!r} is completed but has no order")
-            return order
+            return _answer_with_existing(uow, idem, body, cart.id)
         quote = carts.quote_cart(uow, cart)
         if cmd.expected_total is not None and cmd.expected_total != quote.total:
             raise TotalChanged(
@@ -114,6 +115,49 @@ def _start(
             )
         uow.commit()
         return cart, quote
+
+
+def _place(
+    db: Database,
+    provider: PaymentProvider,
+    cart: Cart,
+    quote: Quote,
+    payment: Payment,
+    key: str,
+    idem: Idempotency,
+    body: Any,
+) -> JSONResponse:
+    """Tx B: the order, committed together with the Idempotency-Key record."""
+    order: Order | None = None
+    try:
+        with db.uow() as uow:
+            order = orders.place_checkout_order(uow, cart=cart, quote=quote, payment=payment)
+            if order is not None:
+                payload = _payload(order)
+                if idem.record(uow, body, 201, payload):
+                    uow.commit()
+                    return JSONResponse(payload, status_code=201)
+    except Exception:
+        _undo(db, provider, cart, key)
+        raise
+    if order is not None:
+        # The key had already answered (its record won): this attempt's order rolled back.
+        _undo(db, provider, cart, key)
+        return idem.replayed(db, body)
+    # A concurrent attempt on the same cart (same payment key) completed it first.
+    with db.uow() as uow:
+        return _answer_with_existing(uow, idem, body, cart.id)
+
+
+def _answer_with_existing(uow: UnitOfWork, idem: Idempotency, body: Any, cart_id: str) -> JSONResponse:
+    order = orders.order_for_cart(uow, cart_id)
+    if order is None:
+        raise CheckoutConflict(f"another checkout attempt changed cart {cart_id!r}; retry")
+    return idem.commit(uow, body, 200, _payload(order))
+
+
+def _payload(order: Order) -> Any:
+    return OrderOut.of(order).model_dump(mode="json")
 
 
 def _authorize(
@@ -148,14 +192,6 @@ def _reopen(db: Database, cart: Cart) -> None:
     with db.uow() as uow:
         carts.abort_checkout(uow, cart_id=cart.id, version=cart.version)
         uow.commit()
-
-
-def _order_of(db: Database, cart_id: str) -> Order:
-    with db.uow(readonly=True) as uow:
-        order = orders.order_for_cart(uow, cart_id)
-    if order is None:
-        raise CheckoutConflict(f"another checkout attempt changed cart {cart_id!r}; retry")
-    return order
 
 
 # --- store sale --------------------------------------------------------------------------------

@@ -108,6 +108,17 @@ class Payment:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One step of an order's history; ``seq`` is the order's version after it."""
+
+    seq: int
+    from_status: str | None
+    to_status: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Order:
     id: str
     number: str
@@ -127,6 +138,7 @@ class Order:
     placed_at: datetime
     created_at: datetime
     lines: list[OrderLine] = field(default_factory=list)
+    history: tuple[StatusChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,9 @@ orders = Table(
     Column("payment_method", String(20), nullable=False),
     Column("payment_reference", String(80), nullable=True),
     Column("payment_status", String(20), nullable=False),
+    # JSON list of {seq, from_status, to_status, actor, at}: written with the row, appended to by
+    # the same compare-and-set UPDATE that moves the status.
+    Column("status_history", Text, nullable=False, default="[]"),
     Column("placed_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
@@ -51,18 +54,6 @@ order_lines = Table(
     Column("total", BigInteger, nullable=False),
     Column("adjustments", Text, nullable=False),  # JSON list
     PrimaryKeyConstraint("order_id", "line_no"),
-)
-
-order_status_history = Table(
-    "order_status_history",
-    metadata,
-    Column("order_id", String(40), nullable=False),
-    Column("seq", Integer, nullable=False),  # the order's version after the change
-    Column("from_status", String(20), nullable=True),
-    Column("to_status", String(20), nullable=False),
-    Column("actor", String(40), nullable=False),
-    Column("at", UTCDateTime(), nullable=False),
-    PrimaryKeyConstraint("order_id", "seq"),
 )
 
 # The built-in "test" gateway keeps its state like a real one would: keyed by the caller's

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError
 
 from omnicommerce.orders.domain import check_payment_token
 from omnicommerce.orders.models import payment_test_charges as charges
@@ -129,29 +129,33 @@ class TestPaymentProvider:
     def _record(
         self, key: str, *, kind: str, parent: str | None, status: str, amount: int, currency: str
     ) -> tuple[PaymentResult, bool]:
-        """The operation recorded under ``key``, and whether this call recorded it."""
+        """The operation recorded under ``key``, and whether this call recorded it.
+
+        One ``INSERT … ON CONFLICT DO NOTHING RETURNING``; only a repeat (nothing returned; on
+        PostgreSQL after waiting for a racing call with the key to commit) reads the first outcome.
+        """
         now = clock.now()
-        try:
-            with self.db.engine.begin() as conn:
-                if (row := _by_key(conn, key)) is not None:
-                    return _result(row), False  # a retry: replay the first outcome
-                conn.execute(
-                    insert(charges).values(
-                        idempotency_key=key,
-                        reference=new_id("tch"),
-                        kind=kind,
-                        parent_reference=parent,
-                        status=status,
-                        amount=amount,
-                        currency=currency,
-                        created_at=now,
-                        updated_at=now,
-                    )
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        with self.db.engine.begin() as conn:
+            row = conn.execute(
+                insert(charges)
+                .values(
+                    idempotency_key=key,
+                    reference=new_id("tch"),
+                    kind=kind,
+                    parent_reference=parent,
+                    status=status,
+                    amount=amount,
+                    currency=currency,
+                    created_at=now,
+                    updated_at=now,
                 )
-                return _result(_by_key(conn, key)), True
-        except IntegrityError:  # a concurrent call with the same key won
-            with self.db.engine.begin() as conn:
-                return _result(_by_key(conn, key)), False
+                .on_conflict_do_nothing(index_elements=[charges.c.idempotency_key])
+                .returning(*charges.c)
+            ).first()
+            if row is not None:
+                return _result(row), True
+            return _result(_by_key(conn, key)), False  # a retry: replay the first outcome
 
     def _change(
         self, reference: str | None, key: str | None, *, frm: tuple[str, ...], to: str

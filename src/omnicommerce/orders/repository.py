@@ -1,5 +1,9 @@
 """The SQL that matters for orders: the one read choke point scoping orders to the caller,
-multi-row inserts, and the compare-and-set on the order's version."""
+multi-row inserts, and the compare-and-set on the order's version.
+
+Orders are read with their lines in one statement (a join); an order's status history is a JSON
+column on its row, written with it and extended by the UPDATE that changes the status.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, insert, select, true, update
+from sqlalchemy import ColumnElement, insert, select, true, update
 from sqlalchemy.engine import Connection, Row
 
-from omnicommerce.orders.domain import Order, OrderLine, Payment
-from omnicommerce.orders.models import order_lines, order_status_history, orders
+from omnicommerce.orders.domain import Order, OrderLine, Payment, StatusChange
+from omnicommerce.orders.models import order_lines, orders
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
 
@@ -30,15 +34,13 @@ def visible_to(actor: Principal) -> ColumnElement[bool]:
 
 
 def get(conn: Connection, order_id: str, *, actor: Principal | None) -> Order | None:
-    cond = orders.c.id == order_id
-    if actor is not None:
-        cond = and_(cond, visible_to(actor))
-    found = _load(conn, select(orders).where(cond))
+    conds = [orders.c.id == order_id] if actor is None else [orders.c.id == order_id, visible_to(actor)]
+    found = _load(conn, *conds)
     return found[0] if found else None
 
 
 def by_cart(conn: Connection, cart_id: str) -> Order | None:
-    found = _load(conn, select(orders).where(orders.c.cart_id == cart_id))
+    found = _load(conn, orders.c.cart_id == cart_id)
     return found[0] if found else None
 
 
@@ -65,32 +67,41 @@ def search(
         conds.append(orders.c.placed_at >= since)
     if before_id is not None:
         conds.append(orders.c.id < before_id)
-    return _load(conn, select(orders).where(*conds).order_by(orders.c.id.desc()).limit(limit))
+    return _load(conn, *conds, limit=limit)
 
 
-def _load(conn: Connection, stmt: Any) -> list[Order]:
-    rows = conn.execute(stmt).all()
-    if not rows:
-        return []
+_LINE_COLUMNS = [c.label(f"line_{c.name}") for c in order_lines.c if c.name != "order_id"]
+
+
+def _load(conn: Connection, *conds: ColumnElement[bool], limit: int | None = None) -> list[Order]:
+    """Orders matching ``conds`` (newest first; the ``limit`` newest), with their lines: one query."""
+    picked = select(orders).where(*conds)
+    if limit is not None:
+        picked = picked.order_by(orders.c.id.desc()).limit(limit)
+    o = picked.subquery("o")
+    rows = conn.execute(
+        select(o, *_LINE_COLUMNS)
+        .outerjoin(order_lines, order_lines.c.order_id == o.c.id)
+        .order_by(o.c.id.desc(), order_lines.c.line_no)
+    )
+    heads: dict[str, Row[Any]] = {}
     lines: dict[str, list[OrderLine]] = {}
-    for r in conn.execute(
-        select(order_lines)
-        .where(order_lines.c.order_id.in_([o.id for o in rows]))
-        .order_by(order_lines.c.order_id, order_lines.c.line_no)
-    ):
-        lines.setdefault(r.order_id, []).append(
-            OrderLine(
-                sku=r.sku,
-                name=r.name,
-                quantity=r.quantity,
-                unit_price=r.unit_price,
-                subtotal=r.subtotal,
-                discount=r.discount,
-                total=r.total,
-                adjustments=orjson.loads(r.adjustments),
+    for r in rows:
+        heads.setdefault(r.id, r)
+        if r.line_line_no is not None:
+            lines.setdefault(r.id, []).append(
+                OrderLine(
+                    sku=r.line_sku,
+                    name=r.line_name,
+                    quantity=r.line_quantity,
+                    unit_price=r.line_unit_price,
+                    subtotal=r.line_subtotal,
+                    discount=r.line_discount,
+                    total=r.line_total,
+                    adjustments=orjson.loads(r.line_adjustments),
+                )
             )
-        )
-    return [_order(r, lines.get(r.id, [])) for r in rows]
+    return [_order(r, lines.get(order_id, [])) for order_id, r in heads.items()]
 
 
 def _order(r: Row[Any], lines: list[OrderLine]) -> Order:
@@ -113,6 +124,12 @@ def _order(r: Row[Any], lines: list[OrderLine]) -> Order:
         placed_at=r.placed_at,
         created_at=r.created_at,
         lines=lines,
+        history=tuple(
+            StatusChange(
+                h["seq"], h["from_status"], h["to_status"], h["actor"], datetime.fromisoformat(h["at"])
+            )
+            for h in orjson.loads(r.status_history)
+        ),
     )
 
 
@@ -137,6 +154,7 @@ def order_row(o: Order, *, source: str) -> dict[str, Any]:
         "payment_method": o.payment.method,
         "payment_reference": o.payment.reference,
         "payment_status": o.payment.status,
+        "status_history": _history(o.history),
         "placed_at": o.placed_at,
         "created_at": o.created_at,
         "updated_at": o.created_at,
@@ -161,49 +179,44 @@ def line_rows(o: Order) -> list[dict[str, Any]]:
     ]
 
 
-def insert_orders(
-    conn: Connection, batch: Sequence[Order], *, source: str, history: Sequence[dict[str, Any]]
-) -> None:
-    """Orders, their lines and their history: three multi-row INSERTs whatever the size."""
+def insert_orders(conn: Connection, batch: Sequence[Order], *, source: str) -> None:
+    """Orders (with their history) and their lines: two multi-row INSERTs whatever the size."""
     conn.execute(insert(orders), [order_row(o, source=source) for o in batch])
     lines = [row for o in batch for row in line_rows(o)]
     if lines:
         conn.execute(insert(order_lines), lines)
-    if history:
-        conn.execute(insert(order_status_history), list(history))
 
 
 def transition(
-    conn: Connection,
-    order_id: str,
-    *,
-    version: int,
-    from_status: str,
-    to_status: str,
-    actor: str,
-    **values: Any,
-) -> bool:
-    """Compare-and-set: move the order iff it is still at ``version``; records the history row."""
-    now = clock.now()
+    conn: Connection, order: Order, *, to_status: str, actor: str, **values: Any
+) -> StatusChange | None:
+    """Compare-and-set: move the order iff it is still at its version and status, appending the
+    step to its history in the same UPDATE. ``None`` when another change came first."""
+    change = StatusChange(order.version + 1, order.status, to_status, actor, clock.now())
     res = conn.execute(
         update(orders)
-        .where(
-            orders.c.id == order_id,
-            orders.c.version == version,
-            orders.c.status == from_status,
-        )
-        .values(status=to_status, version=version + 1, updated_at=now, **values)
-    )
-    if res.rowcount != 1:
-        return False
-    conn.execute(
-        insert(order_status_history).values(
-            order_id=order_id,
-            seq=version + 1,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            at=now,
+        .where(orders.c.id == order.id, orders.c.version == order.version, orders.c.status == order.status)
+        .values(
+            status=to_status,
+            version=order.version + 1,
+            updated_at=change.at,
+            status_history=_history([*order.history, change]),
+            **values,
         )
     )
-    return True
+    return change if res.rowcount == 1 else None
+
+
+def _history(history: Sequence[StatusChange]) -> str:
+    return orjson.dumps(
+        [
+            {
+                "seq": h.seq,
+                "from_status": h.from_status,
+                "to_status": h.to_status,
+                "actor": h.actor,
+                "at": h.at.isoformat(),
+            }
+            for h in history
+        ]
+    ).decode()

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from omnicommerce.carts import service as carts
-from omnicommerce.carts.domain import Cart
+from omnicommerce.carts.domain import Cart, display_name
 from omnicommerce.catalog import service as catalog
 from omnicommerce.inventory import service as inventory
 from omnicommerce.orders import repository as repo
@@ -25,6 +25,7 @@ from omnicommerce.orders.domain import (
     OrderNotFound,
     Payment,
     Status,
+    StatusChange,
     StoreKeyRequired,
     new_order_number,
     next_status,
@@ -120,8 +121,10 @@ def quote_lines(
 def place_checkout_order(uow: UnitOfWork, *, cart: Cart, quote: Quote, payment: Payment) -> Order | None:
     """Tx B of checkout: cart → completed, holds → allocations, coupons redeemed, order ``paid``.
 
-    ``None`` when another attempt on the same cart (same payment) already completed it. Raises
-    InsufficientStock / CouponExhausted: the caller voids the payment and reopens the cart.
+    The order lines carry the names the cart captured (no catalog read). ``None`` when another
+    attempt on the same cart (same payment) already completed it. Raises InsufficientStock
+    (holds lapsed and the units are gone) / CouponExhausted: the caller voids the payment and
+    reopens the cart.
     """
     if not carts.finish_checkout(uow, cart_id=cart.id, version=cart.version):
         return None
@@ -134,6 +137,7 @@ def place_checkout_order(uow: UnitOfWork, *, cart: Cart, quote: Quote, payment: 
         email=cart.email,
         cart_id=cart.id,
         quote=quote,
+        names=cart.names,
         fulfillment=fulfillment,
         payment=payment,
         status=Status.PAID,
@@ -142,7 +146,7 @@ def place_checkout_order(uow: UnitOfWork, *, cart: Cart, quote: Quote, payment: 
         uow,
         owner_id=cart.id,
         order_id=order.id,
-        demand=cart.lines,
+        demand=cart.demand,
         channel=cart.channel,
         location_id=cart.stock_location,
         capability=cart.capability,
@@ -183,6 +187,7 @@ def record_store_sale(
         email=email,
         cart_id=None,
         quote=quote,
+        names=_catalog_names(uow, quote),
         fulfillment={"type": "carry_out", "location_id": location},
         payment=payment,
         status=Status.COMPLETED,
@@ -210,15 +215,15 @@ def _new_order(
     email: str | None,
     cart_id: str | None,
     quote: Quote,
+    names: Mapping[str, str],
     fulfillment: dict[str, Any] | None,
     payment: Payment,
     status: Status,
 ) -> Order:
-    names = catalog.get_variants(uow, [pl.sku for pl in quote.lines])
     lines = [
         OrderLine(
             sku=pl.sku,
-            name=_name(names.get(pl.sku), pl.sku),
+            name=names.get(pl.sku, pl.sku),
             quantity=pl.quantity,
             unit_price=pl.unit_price,
             subtotal=pl.subtotal,
@@ -251,31 +256,19 @@ def _new_order(
     )
 
 
-def _name(info: Any, sku: str) -> str:
-    if info is None:
-        return sku
-    return (
-        f"{info.product_name} — {info.name}"
-        if info.name and info.name != info.product_name
-        else info.product_name
-    )
+def _catalog_names(uow: UnitOfWork, quote: Quote) -> dict[str, str]:
+    variants = catalog.get_variants(uow, [pl.sku for pl in quote.lines])
+    return {sku: display_name(v.product_name, v.name) for sku, v in variants.items()}
 
 
 def _insert(uow: UnitOfWork, order: Order, *, source: str, statuses: list[Status], actor: str) -> Order:
     """The order with its lines and its history up to ``statuses[-1]``, at version len - 1."""
-    order = replace(order, version=len(statuses) - 1)
-    history = [
-        {
-            "order_id": order.id,
-            "seq": i,
-            "from_status": statuses[i - 1] if i else None,
-            "to_status": s,
-            "actor": actor,
-            "at": order.created_at,
-        }
+    history = tuple(
+        StatusChange(i, statuses[i - 1] if i else None, s, actor, order.created_at)
         for i, s in enumerate(statuses)
-    ]
-    repo.insert_orders(uow.conn, [order], source=source, history=history)
+    )
+    order = replace(order, version=len(statuses) - 1, history=history)
+    repo.insert_orders(uow.conn, [order], source=source)
     return order
 
 
@@ -309,18 +302,11 @@ def refund_order(uow: UnitOfWork, actor: Principal, order: Order, *, payment_sta
 
 def _transition(uow: UnitOfWork, actor: Principal, order: Order, action: Action, **values: Any) -> Order:
     to = next_status(order.status, action)
-    if not repo.transition(
-        uow.conn,
-        order.id,
-        version=order.version,
-        from_status=order.status,
-        to_status=to,
-        actor=actor.id,
-        **values,
-    ):
+    change = repo.transition(uow.conn, order, to_status=to, actor=actor.id, **values)
+    if change is None:
         raise OrderChanged(f"order {order.id!r} changed; reload and retry")
     payment = replace(order.payment, status=values.get("payment_status", order.payment.status))
-    return replace(order, status=to, version=order.version + 1, payment=payment)
+    return replace(order, status=to, version=change.seq, payment=payment, history=(*order.history, change))
 
 
 # --- bulk --------------------------------------------------------------------------------------
@@ -330,18 +316,7 @@ def import_orders(uow: UnitOfWork, orders: list[HistoricalOrder]) -> int:
     """Historical orders (demo loader): completed, no stock movement, no events; multi-row inserts."""
     for start in range(0, len(orders), IMPORT_BATCH):
         batch = [_historical(h) for h in orders[start : start + IMPORT_BATCH]]
-        history = [
-            {
-                "order_id": o.id,
-                "seq": 0,
-                "from_status": None,
-                "to_status": Status.COMPLETED,
-                "actor": "import",
-                "at": o.placed_at,
-            }
-            for o in batch
-        ]
-        repo.insert_orders(uow.conn, batch, source="import", history=history)
+        repo.insert_orders(uow.conn, batch, source="import")
     return len(orders)
 
 
@@ -379,6 +354,7 @@ def _historical(h: HistoricalOrder) -> Order:
         placed_at=h.placed_at,
         created_at=h.placed_at,
         lines=lines,
+        history=(StatusChange(0, None, Status.COMPLETED, "import", h.placed_at),),
     )
 
 

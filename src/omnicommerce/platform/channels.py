@@ -1,10 +1,21 @@
-"""Sales channels: the premise of the product. Every request acts on exactly one channel."""
+"""Sales channels: the premise of the product. Every request acts on exactly one channel.
+
+:func:`get_channel` answers from a small in-process cache (``CHANNEL_CACHE_SECONDS``) keyed by
+database and channel id: nearly every request looks its channel up, and channels change about
+never. :func:`upsert_channel` clears it in this process (again when its transaction ends, and
+a connection that wrote channels reads around the cache until then); another process sees a
+changed name, kind or currency within the TTL. Channels are never deleted and an unknown id is
+never cached, so a new channel is seen at once everywhere.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Column, String, Table, select
+from sqlalchemy import Column, String, Table, event, select
 from sqlalchemy.engine import Connection
 
 from omnicommerce.platform.db import metadata
@@ -43,11 +54,57 @@ class ChannelMismatch(Forbidden):
     title = "Wrong channel for this credential"
 
 
-def get_channel(conn: Connection, channel_id: str) -> Channel:
+CHANNEL_CACHE_SECONDS = 30.0
+
+_cache: dict[tuple[str, str], tuple[float, Channel]] = {}  # (database, id) → (valid until, channel)
+_generation = 0  # bumped by every clear: a read that began before it must not refill the cache
+_lock = threading.Lock()
+# connections with uncommitted channel writes (→ the token of their end-of-transaction listener)
+_writing: weakref.WeakKeyDictionary[Connection, object] = weakref.WeakKeyDictionary()
+
+
+def get_channel(conn: Connection, channel_id: str, *, fresh: bool = False) -> Channel:
+    """The channel (cached, see the module docstring); ``fresh`` reads the table."""
+    key = (str(conn.engine.url), channel_id)
+    cacheable = not fresh and conn not in _writing
+    if cacheable:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+    generation = _generation
     row = conn.execute(select(channels).where(channels.c.id == channel_id)).first()
     if row is None:
         raise UnknownChannel(f"channel {channel_id!r} does not exist")
-    return Channel(row.id, row.name, row.kind, row.currency)
+    channel = Channel(row.id, row.name, row.kind, row.currency)
+    if cacheable:
+        with _lock:
+            if generation == _generation:
+                _cache[key] = (time.monotonic() + CHANNEL_CACHE_SECONDS, channel)
+    return channel
+
+
+def clear_channel_cache() -> None:
+    global _generation
+    with _lock:
+        _generation += 1
+        _cache.clear()
+
+
+def _written(conn: Connection) -> None:
+    """``conn`` wrote channels: forget them now and when its transaction ends."""
+    clear_channel_cache()
+    if conn in _writing:
+        return
+    token = object()
+    _writing[conn] = token
+
+    def done(c: Connection) -> None:
+        if _writing.get(c) is token:  # the first of commit/rollback; a later one is stale
+            del _writing[c]
+            clear_channel_cache()
+
+    event.listen(conn, "commit", done, once=True)
+    event.listen(conn, "rollback", done, once=True)
 
 
 def list_channels(conn: Connection) -> list[Channel]:
@@ -58,6 +115,7 @@ def list_channels(conn: Connection) -> list[Channel]:
 
 
 def upsert_channel(conn: Connection, channel: Channel) -> None:
+    _written(conn)
     if conn.execute(select(channels.c.id).where(channels.c.id == channel.id)).first():
         conn.execute(
             channels.update()

@@ -2,8 +2,15 @@
 
 The same key with the same body replays the first response; the same key with another body is
 a 422. The record is written in the creating transaction, so the response is remembered if and
-only if its effects committed. Two racing requests with one key: the loser's insert of the
-record violates the primary key, its transaction rolls back, and it replays the winner's answer.
+only if its effects committed.
+
+Optimistic: nothing is looked up before the work. A request runs, then inserts its record just
+before committing. If the key was taken (a repeat, or a racing request that committed first —
+the insert waits for it), the primary key refuses the record: the request's transaction rolls
+back, taking everything it did with it, and the stored response is replayed (or 422 for another
+body). An error from a repeat (the first request's effects may make the work fail now) also
+gives way to the stored response. Work outside the transaction must be idempotent by its own
+key: the checkout's payment is keyed by cart and version, so a repeat never charges twice.
 """
 
 from __future__ import annotations
@@ -20,8 +27,8 @@ from sqlalchemy import Column, Integer, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from omnicommerce.platform import clock
-from omnicommerce.platform.db import UnitOfWork, UTCDateTime, metadata
-from omnicommerce.platform.errors import DomainError, InvalidInput
+from omnicommerce.platform.db import Database, UnitOfWork, UTCDateTime, metadata
+from omnicommerce.platform.errors import Conflict, DomainError, InvalidInput
 
 idempotency_records = Table(
     "idempotency_records",
@@ -41,6 +48,11 @@ class IdempotencyConflict(DomainError):
     title = "Idempotency key reused with a different request"
 
 
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency-key-in-use"
+    title = "Idempotency key in use by a concurrent request"
+
+
 class BadIdempotencyKey(InvalidInput):
     code = "bad-idempotency-key"
     title = "Bad Idempotency-Key"
@@ -49,6 +61,10 @@ class BadIdempotencyKey(InvalidInput):
 def fingerprint(body: Any) -> str:
     data = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# What ``produce`` returns: the response model (sent with ``run``'s status) or (model, status).
+Produced = BaseModel | tuple[BaseModel, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,58 +82,79 @@ class Idempotency:
         self,
         uow: UnitOfWork,
         body: Any,
-        produce: Callable[[], BaseModel],
+        produce: Callable[[], Produced],
         *,
         status: int = 201,
     ) -> JSONResponse:
-        """Run ``produce`` once per key and commit; replay the stored answer on a repeat."""
+        """Run ``produce`` in ``uow`` and commit it with its response; replay on a repeat."""
+        try:
+            produced = produce()
+        except (DomainError, IntegrityError):
+            if self.key is None:
+                raise
+            uow.rollback()
+            if (replay := self.replay(uow.db, body)) is not None:
+                return replay
+            raise
+        model, code = produced if isinstance(produced, tuple) else (produced, status)
+        return self.commit(uow, body, code, model.model_dump(mode="json"))
+
+    def commit(self, uow: UnitOfWork, body: Any, status: int, payload: Any) -> JSONResponse:
+        """Record ``payload`` as the response to this key and commit ``uow``; if the key already
+        answered, roll ``uow`` back and replay that answer instead."""
+        if not self.record(uow, body, status, payload):
+            return self.replayed(uow.db, body)
+        uow.commit()
+        return _json(status, payload)
+
+    def record(self, uow: UnitOfWork, body: Any, status: int, payload: Any) -> bool:
+        """Insert the record in ``uow`` (the caller commits). False: the key already answered;
+        ``uow`` is rolled back then. True without a key (nothing to remember)."""
         if self.key is None:
-            result = produce()
-            uow.commit()
-            return _json(status, result.model_dump(mode="json"))
-        fp = fingerprint(body)
-        replay = self._stored(uow, fp)
-        if replay is not None:
-            return replay
-        result = produce()
-        payload = result.model_dump(mode="json")
+            return True
         try:
             uow.conn.execute(
                 insert(idempotency_records).values(
                     scope=self.scope,
                     key=self.key,
-                    fingerprint=fp,
+                    fingerprint=fingerprint(body),
                     status=status,
                     body=orjson.dumps(payload).decode(),
                     created_at=clock.now(),
                 )
             )
-            uow.commit()
         except IntegrityError:
             uow.rollback()
-            uow.close()
-            with uow.db.uow(readonly=True) as fresh:
-                replay = self._stored(fresh, fp)
-            if replay is None:
-                raise
-            return replay
-        return _json(status, payload)
+            return False
+        return True
 
-    def _stored(self, uow: UnitOfWork, fp: str) -> JSONResponse | None:
-        row = uow.conn.execute(
-            select(idempotency_records).where(
-                idempotency_records.c.scope == self.scope, idempotency_records.c.key == self.key
-            )
-        ).first()
+    def replay(self, db: Database, body: Any) -> JSONResponse | None:
+        """The stored response to this key, if any (read in its own transaction);
+        :class:`IdempotencyConflict` when it answered another body."""
+        if self.key is None:
+            return None
+        with db.uow(readonly=True) as uow:
+            row = uow.conn.execute(
+                select(idempotency_records).where(
+                    idempotency_records.c.scope == self.scope, idempotency_records.c.key == self.key
+                )
+            ).first()
         if row is None:
             return None
-        if row.fingerprint != fp:
+        if row.fingerprint != fingerprint(body):
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request body; use a new key"
             )
         response = _json(row.status, orjson.loads(row.body))
         response.headers["Idempotent-Replayed"] = "true"
         return response
+
+    def replayed(self, db: Database, body: Any) -> JSONResponse:
+        """The stored response to a key :meth:`record` found taken."""
+        replay = self.replay(db, body)
+        if replay is None:  # the record vanished between the two statements
+            raise IdempotencyKeyInUse("this Idempotency-Key is in use by another request; retry")
+        return replay
 
 
 def _json(status: int, payload: Any) -> JSONResponse:

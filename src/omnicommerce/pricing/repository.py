@@ -6,7 +6,20 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, insert, null, or_, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -22,17 +35,44 @@ def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield list(rows[start : start + _CHUNK])
 
 
-def price_rows(conn: Connection, skus: Collection[str], currency: str, channel: str) -> list[Any]:
-    """(sku, channel or None, amount): base prices and this channel's overrides, one statement."""
-    base = select(prices.c.sku, cast(null(), String(40)).label("channel"), prices.c.amount).where(
-        prices.c.sku.in_(list(skus)), prices.c.currency == currency
-    )
-    override = select(price_overrides.c.sku, price_overrides.c.channel, price_overrides.c.amount).where(
+def prices_and_promotions_mark(
+    conn: Connection, skus: Collection[str], currency: str, channel: str
+) -> tuple[list[tuple[str, str | None, int]], tuple[int, str | None]]:
+    """(sku, channel or None, amount) rows — base prices and this channel's overrides — and a mark
+    of the promotions table, (row count, greatest id), in one statement. Any insert or delete of
+    a promotion changes the mark (ids grow with time): that is how a cached promotion list knows
+    it is out of date without a query of its own."""
+    base = select(
+        literal("base").label("kind"),
+        prices.c.sku,
+        cast(null(), String(40)).label("channel"),
+        prices.c.amount,
+    ).where(prices.c.sku.in_(list(skus)), prices.c.currency == currency)
+    override = select(
+        literal("override"), price_overrides.c.sku, price_overrides.c.channel, price_overrides.c.amount
+    ).where(
         price_overrides.c.sku.in_(list(skus)),
         price_overrides.c.currency == currency,
         price_overrides.c.channel == channel,
     )
-    return list(conn.execute(union_all(base, override)).all())
+    mark = select(literal("mark"), func.max(promotions.c.id), cast(null(), String(40)), func.count())
+    rows: list[tuple[str, str | None, int]] = []
+    marked: tuple[int, str | None] = (0, None)
+    for kind, sku, chan, amount in conn.execute(union_all(base, override, mark)):
+        if kind == "mark":
+            marked = (int(amount), sku)
+        else:
+            rows.append((sku, chan, amount))
+    return rows, marked
+
+
+def live_promotions(conn: Connection, now: datetime) -> list[Any]:
+    """Every active promotion not over at ``now`` (started or not): what a quote at or after
+    ``now`` may need, filtered by its own time."""
+    stmt = select(promotions).where(
+        promotions.c.active.is_(True), or_(promotions.c.ends_at.is_(None), promotions.c.ends_at > now)
+    )
+    return list(conn.execute(stmt).all())
 
 
 def all_prices_of(conn: Connection, sku: str) -> list[Any]:
@@ -71,10 +111,6 @@ def _running(at: datetime) -> ColumnElement[bool]:
         promotions.c.starts_at <= at,
         or_(promotions.c.ends_at.is_(None), promotions.c.ends_at > at),
     )
-
-
-def running_promotions(conn: Connection, at: datetime) -> list[Any]:
-    return list(conn.execute(select(promotions).where(_running(at))).all())
 
 
 def insert_promotion(conn: Connection, row: dict[str, Any]) -> None:

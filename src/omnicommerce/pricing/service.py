@@ -1,13 +1,26 @@
 """Pricing use cases. They never commit; other contexts call only these functions.
 
-``quote`` costs a fixed number of statements whatever the number of lines: the channel, the
-variants (catalog), the prices with overrides, the running promotions, and the coupons when
-codes are given.
+``quote`` costs one statement whatever the number of lines — the prices with this channel's
+overrides and a mark of the promotions table — plus one when coupon codes are given. The
+channel comes from the channel cache (``platform.channels``), the categories from the caller
+or one catalog read, and the promotions from an in-process cache:
+
+Promotion cache (trade-off). Every active, not-yet-over promotion is kept per database for
+``PROMOTION_CACHE_SECONDS`` (5 s; a module constant, as ``OMNI_PRICING_CACHE_SECONDS`` would
+need ``platform.config``) and filtered by ``starts_at``/``ends_at`` at the quote's own time, so
+scheduling stays exact. The list is reloaded when the promotions mark read with the prices
+(row count, greatest id) differs — a promotion created or deleted, by any process, is seen at
+once — when this process creates a promotion, and when the TTL runs out. What the mark cannot
+see is an in-place UPDATE of a promotion row by another process (no code path does one today):
+that is seen within the TTL. A quote at a time before the one the list was loaded for reloads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import threading
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +57,8 @@ from omnicommerce.pricing.schemas import (
     SkuPrices,
 )
 
+PROMOTION_CACHE_SECONDS = 5.0
+
 # --- quotes ----------------------------------------------------------------------------------
 
 
@@ -56,9 +71,13 @@ def quote(
     customer_id: str | None = None,
     coupon_codes: Sequence[str] = (),
     at: datetime | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> Quote:
     """Price ``lines`` on ``channel`` at ``at`` (default now) under the rule in ``pricing.domain``.
 
+    ``categories`` (sku → category ids, as the caller captured them from the catalog) spares the
+    catalog read; it must name every sku of ``lines`` (one it does not name is ``UnknownSku``), and
+    a sku without a price is ``NoPrice``. Without it the catalog is read and decides ``UnknownSku``.
     ``customer_id`` is accepted for customer-specific rules; today's rules are the same for everyone.
     """
     at = at or clock.now()
@@ -70,13 +89,54 @@ def quote(
             channel_currency=channel_currency,
         )
     skus = {ln.sku for ln in lines}
-    variants = catalog.get_variants(uow, skus)
-    _require_known(skus, variants.keys())
-    prices = domain.effective_prices(repo.price_rows(uow.conn, skus, currency, channel))
-    promotions = [_promotion(r) for r in repo.running_promotions(uow.conn, at)]
+    if categories is None:
+        variants = catalog.get_variants(uow, skus)
+        _require_known(skus, variants.keys())
+        categories = {sku: v.category_ids for sku, v in variants.items()}
+    else:
+        _require_known(skus, categories.keys())
+    rows, mark = repo.prices_and_promotions_mark(uow.conn, skus, currency, channel)
+    prices = domain.effective_prices(rows)
+    promotions = _running_promotions(uow, at, mark)
     unlocked = _unlock(uow, coupon_codes, promotions, at)
-    categories = {sku: v.category_ids for sku, v in variants.items()}
     return domain.price_lines(lines, prices, promotions, unlocked, channel, at, categories, currency=currency)
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedPromotions:
+    mark: tuple[int, str | None]  # of the promotions table when loaded
+    since: datetime  # every active promotion not over at ``since`` is in ``items``
+    until: float  # time.monotonic() deadline
+    items: tuple[domain.Promotion, ...]
+
+
+_promotions: dict[str, _CachedPromotions] = {}  # per database URL
+_promotions_generation = 0
+_promotions_lock = threading.Lock()
+
+
+def clear_promotion_cache() -> None:
+    """Forget the cached promotions (this process); called whenever a promotion is written."""
+    global _promotions_generation
+    with _promotions_lock:
+        _promotions_generation += 1
+        _promotions.clear()
+
+
+def _running_promotions(
+    uow: UnitOfWork, at: datetime, mark: tuple[int, str | None]
+) -> list[domain.Promotion]:
+    """The promotions running at ``at``, from the cache when it is still good (module docstring)."""
+    key = str(uow.conn.engine.url)
+    hit = _promotions.get(key)
+    if hit is not None and hit.mark == mark and hit.until > time.monotonic() and at >= hit.since:
+        return [p for p in hit.items if p.running_at(at)]
+    generation = _promotions_generation
+    items = tuple(_promotion(r) for r in repo.live_promotions(uow.conn, at))
+    with _promotions_lock:
+        if generation == _promotions_generation:
+            _promotions[key] = _CachedPromotions(mark, at, time.monotonic() + PROMOTION_CACHE_SECONDS, items)
+    return [p for p in items if p.running_at(at)]
 
 
 def _require_known(wanted: Collection[str], known: Collection[str]) -> None:
@@ -176,6 +236,7 @@ def create_promotion(uow: UnitOfWork, actor: Principal, cmd: PromotionCreate) ->
         "created_at": now,
     }
     repo.insert_promotion(uow.conn, row)
+    clear_promotion_cache()
     uow.emit(
         PromotionCreated(
             promotion_id=row["id"],

@@ -85,6 +85,43 @@ def test_find_or_create_keeps_the_outer_transaction_alive(db: Database) -> None:
     assert _count(db) == 2
 
 
+def test_find_or_create_costs_one_statement_when_new_and_two_when_known(db: Database) -> None:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def listener(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    counts = []
+    with db.uow() as uow:
+        uow.conn  # noqa: B018  (BEGIN outside the count)
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            for email in ("new@example.com", " NEW@example.com", "other@example.com"):
+                seen.clear()
+                service.find_or_create_by_email(uow, email=email, channel="web")
+                counts.append(len(seen))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert [e.type for e in uow.pending_events] == ["customer.created", "customer.created"]
+        uow.commit()
+    assert counts == [1, 2, 1]  # INSERT … ON CONFLICT DO NOTHING; + SELECT when it was taken
+    assert _count(db) == 2
+
+
+def test_find_or_create_leaves_the_existing_customer_as_it_was(db: Database) -> None:
+    with db.uow() as uow:
+        first = service.find_or_create_by_email(uow, email="a@example.com", channel="web")
+        uow.commit()
+    with db.uow() as uow:
+        assert service.find_or_create_by_email(uow, email="A@example.com", channel="pos") == first
+        uow.commit()
+    with db.engine.connect() as conn:
+        row = conn.execute(select(customers.c.email, customers.c.created_channel)).one()
+    assert tuple(row) == ("a@example.com", "web")
+
+
 def test_create_customer_at_pos_without_password(db: Database) -> None:
     with db.uow() as uow:
         c = service.create_customer(uow, POS, CustomerCreate(phone="(415) 555-0123", first_name="Grace"))

@@ -53,6 +53,15 @@ def test_stock_goes_back_only_with_the_cancel(client: TestClient, db: Database) 
 
     cancelled = cancel(db, TestPaymentProvider(db), SYSTEM, order_id)
     assert cancelled.status == Status.CANCELLED
+    with db.uow(readonly=True) as uow:
+        stored = orders.get_order(uow, SYSTEM, order_id)
+    steps = [(h.seq, h.from_status, h.to_status, h.actor) for h in stored.history]
+    assert steps == [
+        (0, None, "placed", "checkout"),
+        (1, "placed", "paid", "checkout"),
+        (2, "paid", "cancelled", SYSTEM.id),
+    ]
+    assert stored.history == cancelled.history and stored.version == cancelled.version == 2
     assert _total_reserved(db) == 0
     assert _drift(db) == []
 
