@@ -65,9 +65,10 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
         )
         _tune_sqlite(engine)
         return engine
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
-    )
+    # No pre-ping: it costs a round trip per checkout. A connection that died with the server is
+    # detected when used; SQLAlchemy then invalidates the pool, the request answers 503 (nothing was
+    # committed) and the next one reconnects.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def make_nullpool_engine(url: str) -> Engine:
@@ -138,7 +139,10 @@ class UnitOfWork:
     def conn(self) -> Connection:
         if self._conn is None:
             conn = self.db.engine.connect()
-            if self.readonly:
+            if self.readonly and self.db.dialect == "postgresql":
+                # Reads need no transaction: skipping BEGIN/ROLLBACK saves two round trips.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            elif self.readonly:
                 conn = conn.execution_options(omni_readonly=True)
             conn.begin()
             self._conn = conn

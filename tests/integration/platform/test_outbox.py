@@ -73,3 +73,24 @@ def test_failed_handler_leaves_no_processed_mark(db: Database) -> None:
     assert _count(db, processed_events) == 0
     with db.engine.connect() as conn:
         assert conn.execute(select(outbox.c.published_at)).scalar_one() is None
+
+
+def test_background_relay_delivers_committed_events(db: Database) -> None:
+    import time
+
+    seen: list[str] = []
+    relay = Relay(db, interval=0.02)
+    relay.subscribe(
+        "test.thing_happened", "bg-consumer", lambda uow, env: seen.append(env.payload["thing_id"])
+    )
+    relay.start()
+    try:
+        with db.uow() as uow:
+            uow.emit(ThingHappened(thing_id="bg"))
+            uow.commit()
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        relay.stop()
+    assert seen == ["bg"]
