@@ -8,12 +8,9 @@ per-request breakdown printed."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from omnicommerce.api.app import create_app
 from omnicommerce.platform.auth import Scope
@@ -21,6 +18,7 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database
 from tests.conftest import bearer, make_key
 from tests.integration.orders.shop import DC, seed
+from tests.statements import counting
 
 SKU = "TEE-M"
 ADDRESS = {"name": "Ada", "line1": "1 Main St", "city": "Chicago", "postal_code": "60603", "country": "US"}
@@ -33,20 +31,6 @@ BUDGET = {
     "sqlite": {"create": 4, "line": 11, "fulfil": 3, "checkout": 14, "read": 2},
 }
 TOTAL = {"postgresql": 24, "sqlite": 34}
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def _flow(client: TestClient, db: Database, headers: dict[str, str]) -> dict[str, list[str]]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from omnicommerce.catalog import service
 from omnicommerce.catalog.domain import (
@@ -22,24 +19,9 @@ from omnicommerce.catalog.schemas import CategoryCreate, ListingUpdate, ProductC
 from omnicommerce.platform.auth import SYSTEM, Principal, Scope
 from omnicommerce.platform.channels import ChannelMismatch
 from omnicommerce.platform.db import Database
+from tests.statements import count_statements
 
 POS_KEY = Principal("api_key", "key_pos", frozenset({Scope.CATALOG_READ}), channel="pos")
-
-
-@contextmanager
-def count_statements(db: Database) -> Iterator[list[str]]:
-    """SQL statements the block sends (SQLite's own BEGIN excluded: it is not ours)."""
-    seen: list[str] = []
-
-    def listener(*args: Any) -> None:
-        if not args[2].startswith("BEGIN"):
-            seen.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 def product(

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from omnicommerce.inventory import jobs, service
 from omnicommerce.inventory.domain import Allocation, HoldState, InsufficientStock
 from omnicommerce.inventory.models import stock_ledger
 from omnicommerce.platform.db import Database, transaction
 from tests.integration.inventory.support import hold_states, position, setup_stock, total_reserved
+from tests.statements import counting as _counting
 
 
 def _checkout(db: Database, owner: str, order: str, demand: dict[str, int]) -> list[Allocation]:
@@ -129,20 +127,6 @@ def test_released_allocations_can_be_reserved_again(db: Database) -> None:
     assert available.total == 2
     assert _checkout(db, "cart-2", "ord-2", {"sku-1": 2}) == [Allocation("sku-1", "dc-east", 2)]
     assert _drift(db) == []
-
-
-@contextmanager
-def _counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def _release_statements(db: Database, order: str) -> int:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from omnicommerce.inventory import jobs, service
 from omnicommerce.inventory.domain import Allocation, HoldState, InsufficientStock, UnknownLocation
@@ -15,6 +13,7 @@ from omnicommerce.inventory.models import stock_ledger
 from omnicommerce.platform import clock
 from omnicommerce.platform.db import Database, transaction
 from tests.integration.inventory.support import hold_states, position, setup_stock, total_reserved
+from tests.statements import counting as _counting
 
 
 def _reserve(db: Database, owner: str, demand: dict[str, int], **kw: object) -> list:  # type: ignore[type-arg]
@@ -226,20 +225,6 @@ def test_sweeper_expires_and_drift_stays_zero(db: Database) -> None:
         assert jobs.expire_holds(uow) == 1
     assert total_reserved(db, "sku-1") == 3
     assert _drift(db) == []
-
-
-@contextmanager
-def _counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def _statements(db: Database, owner: str, skus: list[str]) -> tuple[int, int]:

@@ -5,13 +5,11 @@ checked for what they leave behind (holds, ``reserved``, ledger, drift)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from omnicommerce.inventory import jobs, repository, service
 from omnicommerce.inventory.domain import Allocation, Hold, HoldState, InsufficientStock
@@ -19,22 +17,9 @@ from omnicommerce.inventory.models import holds, locations, stock_ledger
 from omnicommerce.platform import clock
 from omnicommerce.platform.db import Database, transaction
 from tests.integration.inventory.support import hold_states, position, setup_stock, total_reserved
+from tests.statements import counting as _counting
 
 SKUS = [f"sku-{i:02}" for i in range(10)]
-
-
-@contextmanager
-def _counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def _reserve(db: Database, owner: str, demand: dict[str, int], **kw: Any) -> list[Hold]:

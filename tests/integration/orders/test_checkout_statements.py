@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from omnicommerce.platform.auth import Scope
 from omnicommerce.platform.db import Database
 from tests.conftest import bearer, make_key
 from tests.integration.orders.shop import DC, new_cart, seed
+from tests.statements import counting
 
 SKUS = [f"SKU-{i:02d}" for i in range(10)]
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def _checkout_statements(client: TestClient, db: Database, headers: dict[str, str], skus: list[str]) -> int:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from omnicommerce.catalog import service as catalog
 from omnicommerce.catalog.schemas import CategoryCreate, ProductCreate, VariantCreate
@@ -28,24 +25,9 @@ from omnicommerce.pricing.domain import (
     UnknownSku,
 )
 from omnicommerce.pricing.schemas import CouponCreate, PriceEntry, PromotionCreate
+from tests.statements import count_statements
 
 SKUS = [f"SKU-{i}" for i in range(10)]
-
-
-@contextmanager
-def count_statements(db: Database) -> Iterator[list[str]]:
-    """SQL statements the block sends (SQLite's own BEGIN excluded: it is not ours)."""
-    seen: list[str] = []
-
-    def listener(*args: Any) -> None:
-        if not args[2].startswith("BEGIN"):
-            seen.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 @pytest.fixture
