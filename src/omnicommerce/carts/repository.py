@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Table, and_, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, String, Table, and_, bindparam, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
@@ -28,13 +28,53 @@ def visible_to(actor: Principal) -> ColumnElement[bool]:
     bound to a channel the carts currently on it; an unbound key (scopes checked by the route)
     reaches all.
     """
+    kind, value = _scope(actor)
+    return _scoped(kind, value)
+
+
+def _scope(actor: Principal | None) -> tuple[str, Any]:
+    """Which branch of :func:`visible_to` applies to ``actor`` (``None``: internal use, all), and
+    the value it compares with."""
+    if actor is None:
+        return "all", None
     if actor.is_customer:
-        return carts.c.customer_id == actor.customer_id
+        return "customer", actor.customer_id
     if actor.location is not None:
-        return carts.c.location_id == actor.location
+        return "location", actor.location
     if actor.channel is not None:
-        return carts.c.channel == actor.channel
-    return true()
+        return "channel", actor.channel
+    return "all", None
+
+
+_SCOPE_COLUMNS = {
+    "customer": carts.c.customer_id,
+    "location": carts.c.location_id,
+    "channel": carts.c.channel,
+}
+
+
+def _scoped(kind: str, value: Any) -> ColumnElement[bool]:
+    return true() if kind == "all" else _SCOPE_COLUMNS[kind] == value
+
+
+def _prebuilt(
+    statements: dict[str, Any], actor: Principal | None, params: dict[str, Any]
+) -> tuple[Any, dict[str, Any]] | None:
+    """The statement built once for ``actor``'s scope, with its parameters; ``None`` when the
+    scope compares with NULL (the caller then builds the statement with :func:`visible_to`)."""
+    kind, value = _scope(actor)
+    if kind == "all":
+        return statements[kind], params
+    if value is None:
+        return None
+    return statements[kind], params | {"p_scope": value}
+
+
+def _per_scope(build: Any) -> dict[str, Any]:
+    """``build(scope condition)`` for every kind of scope, the value a bound parameter ``p_scope``."""
+    return {
+        kind: build(_scoped(kind, bindparam("p_scope", type_=String))) for kind in ("all", *_SCOPE_COLUMNS)
+    }
 
 
 def _cart(row: Row[Any]) -> Cart:
@@ -59,8 +99,8 @@ def _cart(row: Row[Any]) -> Cart:
     )
 
 
-def _first(conn: Connection, stmt: Any) -> Cart | None:
-    row = conn.execute(stmt).first()
+def _first(conn: Connection, stmt: Any, params: dict[str, Any] | None = None) -> Cart | None:
+    row = conn.execute(stmt, params).first()
     return None if row is None else _cart(row)
 
 
@@ -69,10 +109,13 @@ def _first(conn: Connection, stmt: Any) -> Cart | None:
 
 def get(conn: Connection, cart_id: str, *, actor: Principal | None) -> Cart | None:
     """A cart with its lines, as ``actor`` sees it (``None`` = internal use, unscoped)."""
-    cond = carts.c.id == cart_id
-    if actor is not None:
-        cond = and_(cond, visible_to(actor))
-    return _first(conn, select(carts).where(cond))
+    if (found := _prebuilt(_GET, actor, {"p_id": cart_id})) is not None:
+        return _first(conn, *found)
+    assert actor is not None
+    return _first(conn, select(carts).where(carts.c.id == cart_id, visible_to(actor)))
+
+
+_GET = _per_scope(lambda scope: select(carts).where(carts.c.id == bindparam("p_id"), scope))
 
 
 def active_for_customer(conn: Connection, customer_id: str) -> Cart | None:
@@ -100,21 +143,31 @@ def insert_open(conn: Connection, cart: Cart) -> Cart | None:
     """Insert a new cart unless its customer already has an active one (``None`` then): one
     ``INSERT … ON CONFLICT DO NOTHING RETURNING``; the partial unique index
     ``uq_carts_active_customer`` decides, so racing requests cannot open two."""
-    stmt = _insert_or_skip(conn, carts).values(
-        id=cart.id,
-        channel=cart.channel,
-        customer_id=cart.customer_id,
-        email=cart.email,
-        currency=cart.currency,
-        status=cart.status,
-        location_id=cart.location_id,
-        version=cart.version,
-        created_at=cart.created_at,
-        updated_at=cart.updated_at,
-        expires_at=cart.expires_at,
+    params = {
+        "id": cart.id,
+        "channel": cart.channel,
+        "customer_id": cart.customer_id,
+        "email": cart.email,
+        "currency": cart.currency,
+        "status": cart.status,
+        "location_id": cart.location_id,
+        "version": cart.version,
+        "created_at": cart.created_at,
+        "updated_at": cart.updated_at,
+        "expires_at": cart.expires_at,
         **_encode({"lines": cart.lines, "fulfillment": cart.fulfillment, "coupon_codes": cart.coupon_codes}),
-    )
-    return _first(conn, stmt.on_conflict_do_nothing().returning(*carts.c))
+    }
+    row = conn.execute(_INSERT_OPEN[conn.dialect.name == "postgresql"], params).first()
+    return None if row is None else _cart(row)
+
+
+# Built once per dialect (True: PostgreSQL); the values come as execute parameters.
+_INSERT_OPEN = {
+    pg: (postgresql.insert(carts) if pg else sqlite.insert(carts))
+    .on_conflict_do_nothing()
+    .returning(*carts.c)
+    for pg in (True, False)
+}
 
 
 def compare_and_set(
@@ -135,14 +188,22 @@ def compare_and_set(
     """
     if to_status is not None:
         values["status"] = to_status
-    if bump:
-        values["version"] = carts.c.version + 1
-    res = conn.execute(
-        update(carts)
-        .where(carts.c.id == cart_id, carts.c.version == version, carts.c.status == status)
-        .values(updated_at=clock.now(), **_encode(values))
-    )
+    params = {"p_id": cart_id, "p_version": version, "p_status": status, "updated_at": clock.now()}
+    res = conn.execute(_COMPARE_AND_SET[bump], params | _encode(values))
     return res.rowcount == 1
+
+
+# Built once, with and without the version bump; the new values come as execute parameters.
+_COMPARE_AND_SET = {
+    bump: update(carts)
+    .where(
+        carts.c.id == bindparam("p_id"),
+        carts.c.version == bindparam("p_version"),
+        carts.c.status == bindparam("p_status"),
+    )
+    .values({carts.c.version: carts.c.version + 1} if bump else {})
+    for bump in (True, False)
+}
 
 
 def ship_in_place(
@@ -152,30 +213,52 @@ def ship_in_place(
     where they are: it already ships, it ships from anywhere (no store, no fulfillment yet), or it
     holds nothing. ``None``: not reachable, not open, or its holds would move — take the long way.
     """
+    params = {"p_id": cart_id, "p_now": clock.now(), **_encode({"fulfillment": fulfillment})}
+    if (found := _prebuilt(_SHIP_IN_PLACE, actor, params)) is not None:
+        return _first(conn, *found)
+    return _first(conn, _ship_in_place(visible_to(actor)), params)
+
+
+def _ship_in_place(scope: ColumnElement[bool]) -> Any:
     holds_stay = or_(
         carts.c.fulfillment_type == "ship",
         and_(carts.c.fulfillment_type.is_(None), carts.c.location_id.is_(None)),
         carts.c.lines == "[]",
     )
-    return _first(
-        conn,
+    return (
         update(carts)
-        .where(carts.c.id == cart_id, carts.c.status == OPEN, visible_to(actor), holds_stay)
-        .values(version=carts.c.version + 1, updated_at=clock.now(), **_encode({"fulfillment": fulfillment}))
-        .returning(*carts.c),
+        .where(carts.c.id == bindparam("p_id"), carts.c.status == OPEN, scope, holds_stay)
+        .values(version=carts.c.version + 1, updated_at=bindparam("p_now", type_=carts.c.updated_at.type))
+        .returning(*carts.c)
     )
+
+
+_SHIP_IN_PLACE = _per_scope(_ship_in_place)
 
 
 def claim_for_checkout(conn: Connection, cart_id: str, *, actor: Principal) -> Cart | None:
     """``open`` → ``checking_out`` (version + 1) in one ``UPDATE … RETURNING``: loads the cart
     and takes it for this checkout attempt. ``None``: not reachable, or not open."""
-    return _first(
-        conn,
+    params = {"p_id": cart_id, "p_now": clock.now()}
+    if (found := _prebuilt(_CLAIM, actor, params)) is not None:
+        return _first(conn, *found)
+    return _first(conn, _claim(visible_to(actor)), params)
+
+
+def _claim(scope: ColumnElement[bool]) -> Any:
+    return (
         update(carts)
-        .where(carts.c.id == cart_id, carts.c.status == OPEN, visible_to(actor))
-        .values(status=CHECKING_OUT, version=carts.c.version + 1, updated_at=clock.now())
-        .returning(*carts.c),
+        .where(carts.c.id == bindparam("p_id"), carts.c.status == OPEN, scope)
+        .values(
+            status=CHECKING_OUT,
+            version=carts.c.version + 1,
+            updated_at=bindparam("p_now", type_=carts.c.updated_at.type),
+        )
+        .returning(*carts.c)
     )
+
+
+_CLAIM = _per_scope(_claim)
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

@@ -26,14 +26,16 @@ def insert_customer(conn: Connection, values: Mapping[str, Any]) -> None:
 def insert_customer_unless_email_taken(conn: Connection, values: Mapping[str, Any]) -> str | None:
     """``INSERT … ON CONFLICT (email) DO NOTHING RETURNING id``: the new id, or None when the
     (normalised) email already belongs to a customer. Any other conflict still raises."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(customers)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[customers.c.email])
-        .returning(customers.c.id)
-    )
-    return conn.execute(stmt).scalar()
+    return conn.execute(_INSERT_UNLESS_EMAIL_TAKEN[conn.dialect.name == "postgresql"], dict(values)).scalar()
+
+
+# Built once per dialect (True: PostgreSQL); the values come as execute parameters.
+_INSERT_UNLESS_EMAIL_TAKEN = {
+    pg: (postgresql.insert(customers) if pg else sqlite.insert(customers))
+    .on_conflict_do_nothing(index_elements=[customers.c.email])
+    .returning(customers.c.id)
+    for pg in (True, False)
+}
 
 
 def insert_customers(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

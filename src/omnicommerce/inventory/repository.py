@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     cast,
     column,
     exists,
@@ -183,6 +185,40 @@ def _position(row: Any) -> StockPosition:
     return StockPosition(row.sku, row.location_id, row.on_hand, row.reserved, row.safety_stock)
 
 
+@lru_cache(maxsize=128)
+def _sited_positions_statement(held: bool, lock: bool, held_skus: int) -> Any:
+    """The statement of :func:`sited_positions_with_rule`, built once per shape (with ``held``,
+    per number of skus: one SELECT of each in the union) and reused; values are bound per call."""
+    wanted: ColumnElement[bool] = stock_levels.c.sku.in_(bindparam("p_skus", expanding=True))
+    if held:
+        # One IN over a union, not ``sku IN (…) OR sku IN (SELECT …)``: PostgreSQL plans the OR
+        # as a filter over the whole table, the union as index lookups.
+        owned = select(holds.c.sku).where(
+            holds.c.owner_id == bindparam("p_held_by", type_=String), holds.c.state == HoldState.HELD.value
+        )
+        wanted = stock_levels.c.sku.in_(
+            union_all(owned, *(select(bindparam(f"p_sku_{i}", type_=String)) for i in range(held_skus)))
+        )
+    stmt = (
+        select(
+            *POSITION_COLUMNS,
+            *[c for c in locations.c if c.name != "created_at"],
+            channel_stock_rules.c.channel_id.label("rule_channel"),
+            channel_stock_rules.c.visible_locations.label("rule_visible"),
+            channel_stock_rules.c.buffer.label("rule_buffer"),
+        )
+        .join(locations, locations.c.id == stock_levels.c.location_id)
+        .outerjoin(
+            channel_stock_rules, channel_stock_rules.c.channel_id == bindparam("p_channel", type_=String)
+        )
+        .where(wanted)
+        .order_by(stock_levels.c.sku, stock_levels.c.location_id)
+    )
+    if lock:
+        stmt = stmt.with_for_update(of=stock_levels)
+    return stmt
+
+
 def sited_positions_with_rule(
     conn: Connection,
     *,
@@ -198,30 +234,15 @@ def sited_positions_with_rule(
     the stock row locks in (sku, location_id) order (``FOR UPDATE OF stock_levels``: the rule and
     the location are only read). Without any stock row the rule is not read and the default (all
     locations, no buffer) is returned: with no row there is nothing it could apply to."""
-    wanted: ColumnElement[bool] = stock_levels.c.sku.in_(sorted(skus))
-    if held_by is not None:
-        # One IN over a union, not ``sku IN (…) OR sku IN (SELECT …)``: PostgreSQL plans the OR
-        # as a filter over the whole table, the union as index lookups.
-        owned = select(holds.c.sku).where(holds.c.owner_id == held_by, holds.c.state == HoldState.HELD.value)
-        wanted = stock_levels.c.sku.in_(
-            union_all(owned, *(select(literal(sku, String)) for sku in sorted(skus)))
-        )
-    stmt = (
-        select(
-            *POSITION_COLUMNS,
-            *[c for c in locations.c if c.name != "created_at"],
-            channel_stock_rules.c.channel_id.label("rule_channel"),
-            channel_stock_rules.c.visible_locations.label("rule_visible"),
-            channel_stock_rules.c.buffer.label("rule_buffer"),
-        )
-        .join(locations, locations.c.id == stock_levels.c.location_id)
-        .outerjoin(channel_stock_rules, channel_stock_rules.c.channel_id == channel)
-        .where(wanted)
-        .order_by(stock_levels.c.sku, stock_levels.c.location_id)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=stock_levels)
-    rows = list(conn.execute(stmt))
+    ordered = sorted(skus)
+    params: dict[str, Any] = {"p_channel": channel}
+    if held_by is None:
+        params["p_skus"] = ordered
+    else:
+        params["p_held_by"] = held_by
+        params |= {f"p_sku_{i}": sku for i, sku in enumerate(ordered)}
+    stmt = _sited_positions_statement(held_by is not None, lock, len(ordered) if held_by is not None else 0)
+    rows = list(conn.execute(stmt, params))
     rule = ChannelRule(channel)
     if rows and rows[0].rule_channel is not None:
         rule = ChannelRule(channel, frozenset(rows[0].rule_visible.split()), rows[0].rule_buffer)
@@ -425,12 +446,14 @@ def _hold(row: Any) -> Hold:
 
 
 def owner_holds(conn: Connection, owner_id: str, states: Collection[HoldState]) -> list[Hold]:
-    stmt = (
-        select(*HOLD_COLUMNS)
-        .where(holds.c.owner_id == owner_id, holds.c.state.in_(list(states)))
-        .order_by(holds.c.sku, holds.c.location_id, holds.c.id)
-    )
-    return [_hold(r) for r in conn.execute(stmt)]
+    return [_hold(r) for r in conn.execute(_OWNER_HOLDS, {"p_owner": owner_id, "p_states": list(states)})]
+
+
+_OWNER_HOLDS = (  # built once; values bound per call
+    select(*HOLD_COLUMNS)
+    .where(holds.c.owner_id == bindparam("p_owner"), holds.c.state.in_(bindparam("p_states", expanding=True)))
+    .order_by(holds.c.sku, holds.c.location_id, holds.c.id)
+)
 
 
 def order_holds(conn: Connection, order_id: str, states: Collection[HoldState]) -> list[Hold]:
@@ -617,9 +640,15 @@ def _settle_in_one(conn: Connection, writes: HoldWrites) -> Settled:
         return Settled(set(), set(), set())
     sql = "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(parts)
     out: dict[str, list[Any]] = {"moved": [], "released": [], "kept": [], "inserted": [], "logged": []}
-    for part, a, b in conn.execute(text(sql), params):
+    for part, a, b in conn.execute(_text(sql), params):
         out[part].append((a, b) if part == "moved" else a)
     return Settled(set(out["moved"]), set(out["released"]), set(out["kept"]))
+
+
+@lru_cache(maxsize=256)
+def _text(sql: str) -> Any:
+    """``text(sql)``, built once per statement shape (parsing the text costs on every call)."""
+    return text(sql)
 
 
 _MOVED_SQL = """moved AS (
@@ -652,6 +681,89 @@ _LOGGED_SQL = """logged AS (
  RETURNING id)"""
 
 
+def _commit_held_statements() -> tuple[Any, Any]:
+    """The statements of :func:`commit_held`, built once (values bound per call): the bare
+    UPDATE, and on PostgreSQL the same with its ledger INSERT as CTEs. Parameter names are
+    ``p_``-prefixed: an UPDATE executed with a parameter named like a column would SET it."""
+    owner_id = bindparam("p_owner_id", type_=String)
+    order_id = bindparam("p_order_id", type_=String)
+    other = holds.alias("other")
+    mine_held = and_(other.c.owner_id == owner_id, other.c.state == HoldState.HELD.value)
+    units = (
+        select(other.c.sku, func.sum(other.c.quantity).label("units"))
+        .where(mine_held)
+        .group_by(other.c.sku)
+        .subquery("units")
+    )
+    matched = (
+        select(func.count())
+        .select_from(units)
+        .where(tuple_(units.c.sku, units.c.units).in_(bindparam("p_pairs", expanding=True)))
+        .scalar_subquery()
+    )
+    stmt = (
+        update(holds)
+        .where(
+            holds.c.owner_id == owner_id,
+            holds.c.state == HoldState.HELD.value,
+            ~exists().where(
+                other.c.owner_id == owner_id,
+                other.c.order_id == order_id,
+                other.c.state == HoldState.COMMITTED.value,
+            ),
+            ~exists().where(
+                mine_held,
+                or_(
+                    other.c.sku.not_in(bindparam("p_skus", expanding=True)),
+                    other.c.location_id.not_in(bindparam("p_eligible", expanding=True)),
+                ),
+            ),
+            matched == bindparam("p_n_skus", type_=Integer),
+        )
+        .values(state=HoldState.COMMITTED.value, order_id=order_id, version=holds.c.version + 1)
+        .returning(*HOLD_COLUMNS)
+    )
+    done = stmt.cte("done")
+    led_id = bindparam("p_led_prefix", type_=String) + func.lpad(
+        cast(func.row_number().over(order_by=done.c.id), String), 6, "0"
+    )
+    logged = (
+        insert(stock_ledger)
+        .from_select(
+            [
+                "id",
+                "sku",
+                "location_id",
+                "delta_on_hand",
+                "delta_reserved",
+                "reason",
+                "reference",
+                "note",
+                "actor",
+                "at",
+            ],
+            select(
+                led_id,
+                done.c.sku,
+                done.c.location_id,
+                literal(0, Integer),
+                literal(0, Integer),
+                literal("commit", String),
+                order_id,
+                done.c.id,
+                owner_id,
+                bindparam("p_now", type_=UTCDateTime()),
+            ),
+        )
+        .returning(stock_ledger.c.id)
+        .cte("logged")
+    )
+    return stmt, select(done).add_cte(logged)
+
+
+_COMMIT_HELD, _COMMIT_HELD_LOGGED = _commit_held_statements()
+
+
 def commit_held(
     conn: Connection,
     *,
@@ -671,79 +783,19 @@ def commit_held(
     hold id) go in the same statement on PostgreSQL, in a second one on SQLite."""
     if not demand:
         return None
-    now = clock.now()
-    other = holds.alias("other")
-    mine_held = and_(other.c.owner_id == owner_id, other.c.state == HoldState.HELD.value)
-    units = (
-        select(other.c.sku, func.sum(other.c.quantity).label("units"))
-        .where(mine_held)
-        .group_by(other.c.sku)
-        .subquery("units")
-    )
-    matched = (
-        select(func.count())
-        .select_from(units)
-        .where(tuple_(units.c.sku, units.c.units).in_(sorted(demand.items())))
-        .scalar_subquery()
-    )
-    stmt = (
-        update(holds)
-        .where(
-            holds.c.owner_id == owner_id,
-            holds.c.state == HoldState.HELD.value,
-            ~exists().where(
-                other.c.owner_id == owner_id,
-                other.c.order_id == order_id,
-                other.c.state == HoldState.COMMITTED.value,
-            ),
-            ~exists().where(
-                mine_held,
-                or_(other.c.sku.not_in(sorted(demand)), other.c.location_id.not_in(sorted(eligible))),
-            ),
-            matched == len(demand),
-        )
-        .values(state=HoldState.COMMITTED.value, order_id=order_id, version=holds.c.version + 1)
-        .returning(*HOLD_COLUMNS)
-    )
+    params = {
+        "p_owner_id": owner_id,
+        "p_order_id": order_id,
+        "p_pairs": sorted(demand.items()),
+        "p_skus": sorted(demand),
+        "p_eligible": sorted(eligible),
+        "p_n_skus": len(demand),
+    }
     if conn.dialect.name == "postgresql":
-        done = stmt.cte("done")
-        led_id = literal(new_id("led")[:-6], String) + func.lpad(
-            cast(func.row_number().over(order_by=done.c.id), String), 6, "0"
-        )
-        logged = (
-            insert(stock_ledger)
-            .from_select(
-                [
-                    "id",
-                    "sku",
-                    "location_id",
-                    "delta_on_hand",
-                    "delta_reserved",
-                    "reason",
-                    "reference",
-                    "note",
-                    "actor",
-                    "at",
-                ],
-                select(
-                    led_id,
-                    done.c.sku,
-                    done.c.location_id,
-                    literal(0, Integer),
-                    literal(0, Integer),
-                    literal("commit", String),
-                    literal(order_id, String),
-                    done.c.id,
-                    literal(owner_id, String),
-                    literal(now, UTCDateTime()),
-                ),
-            )
-            .returning(stock_ledger.c.id)
-            .cte("logged")
-        )
-        committed = [_hold(r) for r in conn.execute(select(done).add_cte(logged))]
+        params |= {"p_led_prefix": new_id("led")[:-6], "p_now": clock.now()}
+        committed = [_hold(r) for r in conn.execute(_COMMIT_HELD_LOGGED, params)]
     else:
-        committed = [_hold(r) for r in conn.execute(stmt)]
+        committed = [_hold(r) for r in conn.execute(_COMMIT_HELD, params)]
         append_ledger(
             conn,
             [LedgerEntry(h.sku, h.location_id, 0, 0, "commit", order_id, owner_id, h.id) for h in committed],

@@ -135,24 +135,19 @@ class TestPaymentProvider:
         PostgreSQL after waiting for a racing call with the key to commit) reads the first outcome.
         """
         now = clock.now()
-        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        params = {
+            "idempotency_key": key,
+            "reference": new_id("tch"),
+            "kind": kind,
+            "parent_reference": parent,
+            "status": status,
+            "amount": amount,
+            "currency": currency,
+            "created_at": now,
+            "updated_at": now,
+        }
         with self.db.engine.begin() as conn:
-            row = conn.execute(
-                insert(charges)
-                .values(
-                    idempotency_key=key,
-                    reference=new_id("tch"),
-                    kind=kind,
-                    parent_reference=parent,
-                    status=status,
-                    amount=amount,
-                    currency=currency,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=[charges.c.idempotency_key])
-                .returning(*charges.c)
-            ).first()
+            row = conn.execute(_INSERT_CHARGE[self.db.dialect == "postgresql"], params).first()
             if row is not None:
                 return _result(row), True
             return _result(_by_key(conn, key)), False  # a retry: replay the first outcome
@@ -169,6 +164,15 @@ class TestPaymentProvider:
             )
             row = conn.execute(select(charges).where(where)).first()
         return PaymentResult("not_found", None, 0) if row is None else _result(row)
+
+
+# Built once per dialect (True: PostgreSQL); the values come as execute parameters.
+_INSERT_CHARGE = {
+    pg: (postgresql.insert(charges) if pg else sqlite.insert(charges))
+    .on_conflict_do_nothing(index_elements=[charges.c.idempotency_key])
+    .returning(*charges.c)
+    for pg in (True, False)
+}
 
 
 def _by_key(conn: Connection, key: str) -> Row | None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, insert, select, true, update
+from sqlalchemy import ColumnElement, String, bindparam, insert, select, true, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.orders.domain import Order, OrderLine, Payment, StatusChange
@@ -24,18 +24,42 @@ from omnicommerce.platform.auth import Principal
 def visible_to(actor: Principal) -> ColumnElement[bool]:
     """THE scoping rule for orders: a customer its own, a store key its store's, a channel key its
     channel's, an unbound key (scopes checked by the route) all. Out of reach answers 404."""
+    kind, value = _scope(actor)
+    return _scoped(kind, value)
+
+
+def _scope(actor: Principal | None) -> tuple[str, Any]:
+    """Which branch of :func:`visible_to` applies to ``actor`` (``None``: internal use, all), and
+    the value it compares with."""
+    if actor is None:
+        return "all", None
     if actor.is_customer:
-        return orders.c.customer_id == actor.customer_id
+        return "customer", actor.customer_id
     if actor.location is not None:
-        return orders.c.location_id == actor.location
+        return "location", actor.location
     if actor.channel is not None:
-        return orders.c.channel == actor.channel
-    return true()
+        return "channel", actor.channel
+    return "all", None
+
+
+_SCOPE_COLUMNS = {
+    "customer": orders.c.customer_id,
+    "location": orders.c.location_id,
+    "channel": orders.c.channel,
+}
+
+
+def _scoped(kind: str, value: Any) -> ColumnElement[bool]:
+    return true() if kind == "all" else _SCOPE_COLUMNS[kind] == value
 
 
 def get(conn: Connection, order_id: str, *, actor: Principal | None) -> Order | None:
-    conds = [orders.c.id == order_id] if actor is None else [orders.c.id == order_id, visible_to(actor)]
-    found = _load(conn, *conds)
+    kind, value = _scope(actor)
+    if kind == "all" or value is not None:  # the statement built once for this scope
+        params = {"p_id": order_id} if kind == "all" else {"p_id": order_id, "p_scope": value}
+        found = _orders(conn.execute(_GET[kind], params))
+    else:
+        found = _load(conn, orders.c.id == order_id, _scoped(kind, value))
     return found[0] if found else None
 
 
@@ -73,17 +97,31 @@ def search(
 _LINE_COLUMNS = [c.label(f"line_{c.name}") for c in order_lines.c if c.name != "order_id"]
 
 
-def _load(conn: Connection, *conds: ColumnElement[bool], limit: int | None = None) -> list[Order]:
+def _select(*conds: ColumnElement[bool], limit: int | None = None) -> Any:
     """Orders matching ``conds`` (newest first; the ``limit`` newest), with their lines: one query."""
     picked = select(orders).where(*conds)
     if limit is not None:
         picked = picked.order_by(orders.c.id.desc()).limit(limit)
     o = picked.subquery("o")
-    rows = conn.execute(
+    return (
         select(o, *_LINE_COLUMNS)
         .outerjoin(order_lines, order_lines.c.order_id == o.c.id)
         .order_by(o.c.id.desc(), order_lines.c.line_no)
     )
+
+
+_GET = {
+    kind: _select(orders.c.id == bindparam("p_id"), _scoped(kind, bindparam("p_scope", type_=String)))
+    for kind in ("all", *_SCOPE_COLUMNS)
+}
+
+
+def _load(conn: Connection, *conds: ColumnElement[bool], limit: int | None = None) -> list[Order]:
+    """Orders matching ``conds`` (newest first; the ``limit`` newest), with their lines: one query."""
+    return _orders(conn.execute(_select(*conds, limit=limit)))
+
+
+def _orders(rows: Any) -> list[Order]:
     heads: dict[str, Row[Any]] = {}
     lines: dict[str, list[OrderLine]] = {}
     for r in rows:

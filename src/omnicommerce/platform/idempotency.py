@@ -114,14 +114,15 @@ class Idempotency:
             return True
         try:
             uow.conn.execute(
-                insert(idempotency_records).values(
-                    scope=self.scope,
-                    key=self.key,
-                    fingerprint=fingerprint(body),
-                    status=status,
-                    body=orjson.dumps(payload).decode(),
-                    created_at=clock.now(),
-                )
+                _INSERT_RECORD,
+                {
+                    "scope": self.scope,
+                    "key": self.key,
+                    "fingerprint": fingerprint(body),
+                    "status": status,
+                    "body": orjson.dumps(payload).decode(),
+                    "created_at": clock.now(),
+                },
             )
         except IntegrityError:
             uow.rollback()
@@ -155,6 +156,9 @@ class Idempotency:
         if replay is None:  # the record vanished between the two statements
             raise IdempotencyKeyInUse("this Idempotency-Key is in use by another request; retry")
         return replay
+
+
+_INSERT_RECORD = insert(idempotency_records)  # built once; values come as execute parameters
 
 
 def _json(status: int, payload: Any) -> JSONResponse:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ColumnElement,
     String,
     and_,
+    bindparam,
     cast,
     func,
     insert,
@@ -35,6 +36,25 @@ def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield list(rows[start : start + _CHUNK])
 
 
+# Built once: the statement object memoizes its cache key, so each call only binds values.
+_PRICES_AND_MARK = union_all(
+    select(
+        literal("base").label("kind"),
+        prices.c.sku,
+        cast(null(), String(40)).label("channel"),
+        prices.c.amount,
+    ).where(prices.c.sku.in_(bindparam("skus", expanding=True)), prices.c.currency == bindparam("currency")),
+    select(
+        literal("override"), price_overrides.c.sku, price_overrides.c.channel, price_overrides.c.amount
+    ).where(
+        price_overrides.c.sku.in_(bindparam("skus", expanding=True)),
+        price_overrides.c.currency == bindparam("currency"),
+        price_overrides.c.channel == bindparam("channel"),
+    ),
+    select(literal("mark"), func.max(promotions.c.id), cast(null(), String(40)), func.count()),
+)
+
+
 def prices_and_promotions_mark(
     conn: Connection, skus: Collection[str], currency: str, channel: str
 ) -> tuple[list[tuple[str, str | None, int]], tuple[int, str | None]]:
@@ -42,23 +62,10 @@ def prices_and_promotions_mark(
     of the promotions table, (row count, greatest id), in one statement. Any insert or delete of
     a promotion changes the mark (ids grow with time): that is how a cached promotion list knows
     it is out of date without a query of its own."""
-    base = select(
-        literal("base").label("kind"),
-        prices.c.sku,
-        cast(null(), String(40)).label("channel"),
-        prices.c.amount,
-    ).where(prices.c.sku.in_(list(skus)), prices.c.currency == currency)
-    override = select(
-        literal("override"), price_overrides.c.sku, price_overrides.c.channel, price_overrides.c.amount
-    ).where(
-        price_overrides.c.sku.in_(list(skus)),
-        price_overrides.c.currency == currency,
-        price_overrides.c.channel == channel,
-    )
-    mark = select(literal("mark"), func.max(promotions.c.id), cast(null(), String(40)), func.count())
     rows: list[tuple[str, str | None, int]] = []
     marked: tuple[int, str | None] = (0, None)
-    for kind, sku, chan, amount in conn.execute(union_all(base, override, mark)):
+    params = {"skus": list(skus), "currency": currency, "channel": channel}
+    for kind, sku, chan, amount in conn.execute(_PRICES_AND_MARK, params):
         if kind == "mark":
             marked = (int(amount), sku)
         else:
