@@ -38,7 +38,7 @@ from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import problem_schema
 from omnicommerce.platform.money import CurrencyMismatch
-from omnicommerce.platform.web import AppSettings, IdempotencyKey, ReadUoW, UoW, require
+from omnicommerce.platform.web import AppSettings, IdempotencyKey, ReadUoW, UoW, model_json, require
 
 router = APIRouter(prefix="/carts", tags=["carts"])
 
@@ -182,7 +182,7 @@ def set_fulfillment(
     actor: CartsWrite,
     uow: UoW,
     settings: AppSettings,
-) -> CartOut:
+) -> JSONResponse:
     """Ship to an address or pick up at a store (holds move to that store)."""
     cart = service.set_fulfillment(
         uow,
@@ -191,7 +191,7 @@ def set_fulfillment(
         body.model_dump(mode="json", exclude_none=True),
         ttl_seconds=settings.reservation_ttl_seconds,
     )
-    return _done(uow, cart)
+    return model_json(_done(uow, cart))
 
 
 @router.post(

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, not_, or_, select, true, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, func, not_, or_, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -113,18 +113,33 @@ def variant_infos(conn: Connection, skus: Collection[str], *, channel: str | Non
     """Variants joined with their product: one statement however many SKUs."""
     if not skus:
         return []
-    stmt = (
-        select(
-            variants,
-            products.c.name.label("product_name"),
-            products.c.category_ids,
-            products.c.hidden_channels,
-            products.c.active.label("product_active"),
-        )
-        .join(products, products.c.id == variants.c.product_id)
-        .where(variants.c.sku.in_(list(skus)), visible_on(channel))
+    if channel is None:
+        return list(conn.execute(_VARIANT_INFOS, {"skus": list(skus)}).all())
+    params = {"skus": list(skus), "listed": _contains_pattern(channel)}
+    return list(conn.execute(_VARIANT_INFOS_ON, params).all())
+
+
+# On the cart-line path: built once (the channel's LIKE pattern and the SKUs are parameters).
+_VARIANT_INFOS = (
+    select(
+        variants,
+        products.c.name.label("product_name"),
+        products.c.category_ids,
+        products.c.hidden_channels,
+        products.c.active.label("product_active"),
     )
-    return list(conn.execute(stmt).all())
+    .join(products, products.c.id == variants.c.product_id)
+    .where(variants.c.sku.in_(bindparam("skus", expanding=True)))
+)
+_VARIANT_INFOS_ON = _VARIANT_INFOS.where(
+    not_(products.c.hidden_channels.like(bindparam("listed"), escape="/"))
+)
+
+
+def _contains_pattern(channel: str) -> str:
+    """The LIKE pattern (escape ``/``) matching packed ids containing ``channel``, as ``visible_on``."""
+    escaped = channel.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"% {escaped} %"
 
 
 def set_hidden_channels(conn: Connection, product_id: str, packed: str, now: datetime) -> bool:

@@ -37,6 +37,7 @@ from omnicommerce.platform.web import (
     Page,
     ReadUoW,
     get_db,
+    model_json,
     page_of,
     require,
 )
@@ -142,8 +143,8 @@ def list_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=problem_schema(OrderNotFound))
-def get_order(order_id: str, actor: OrdersRead, uow: ReadUoW) -> OrderOut:
-    return OrderOut.of(service.get_order(uow, actor, order_id))
+def get_order(order_id: str, actor: OrdersRead, uow: ReadUoW) -> JSONResponse:
+    return model_json(OrderOut.of(service.get_order(uow, actor, order_id)))
 
 
 @router.get(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse
 
 from omnicommerce.carts import service as carts
@@ -40,7 +41,7 @@ from omnicommerce.orders.schemas import CardPayment, OrderOut, StoreSaleCreate
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.db import Database, UnitOfWork
 from omnicommerce.platform.errors import DomainError
-from omnicommerce.platform.idempotency import Idempotency, fingerprint
+from omnicommerce.platform.idempotency import Idempotency, encoded_json, fingerprint
 from omnicommerce.platform.ids import new_id
 from omnicommerce.pricing.domain import Quote
 
@@ -133,10 +134,10 @@ def _place(
         with db.uow() as uow:
             order = orders.place_checkout_order(uow, cart=cart, quote=quote, payment=payment)
             if order is not None:
-                payload = _payload(order)
-                if idem.record(uow, body, 201, payload):
+                encoded = orjson.dumps(_payload(order))
+                if idem.record(uow, body, 201, encoded):
                     uow.commit()
-                    return JSONResponse(payload, status_code=201)
+                    return encoded_json(201, encoded)
     except Exception:
         _undo(db, provider, cart, key)
         raise

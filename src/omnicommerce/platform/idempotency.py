@@ -102,14 +102,16 @@ class Idempotency:
     def commit(self, uow: UnitOfWork, body: Any, status: int, payload: Any) -> JSONResponse:
         """Record ``payload`` as the response to this key and commit ``uow``; if the key already
         answered, roll ``uow`` back and replay that answer instead."""
-        if not self.record(uow, body, status, payload):
+        encoded = orjson.dumps(payload)
+        if not self.record(uow, body, status, encoded):
             return self.replayed(uow.db, body)
         uow.commit()
-        return _json(status, payload)
+        return encoded_json(status, encoded)
 
-    def record(self, uow: UnitOfWork, body: Any, status: int, payload: Any) -> bool:
-        """Insert the record in ``uow`` (the caller commits). False: the key already answered;
-        ``uow`` is rolled back then. True without a key (nothing to remember)."""
+    def record(self, uow: UnitOfWork, body: Any, status: int, encoded: bytes) -> bool:
+        """Insert the record of the response ``encoded`` (JSON, from ``orjson.dumps``) in ``uow``
+        (the caller commits). False: the key already answered; ``uow`` is rolled back then. True
+        without a key (nothing to remember)."""
         if self.key is None:
             return True
         try:
@@ -120,7 +122,7 @@ class Idempotency:
                     "key": self.key,
                     "fingerprint": fingerprint(body),
                     "status": status,
-                    "body": orjson.dumps(payload).decode(),
+                    "body": encoded.decode(),
                     "created_at": clock.now(),
                 },
             )
@@ -146,7 +148,7 @@ class Idempotency:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request body; use a new key"
             )
-        response = _json(row.status, orjson.loads(row.body))
+        response = encoded_json(row.status, row.body.encode())
         response.headers["Idempotent-Replayed"] = "true"
         return response
 
@@ -161,5 +163,14 @@ class Idempotency:
 _INSERT_RECORD = insert(idempotency_records)  # built once; values come as execute parameters
 
 
-def _json(status: int, payload: Any) -> JSONResponse:
-    return JSONResponse(payload, status_code=status)
+class _EncodedJSONResponse(JSONResponse):
+    """A JSON response whose body is already encoded (not serialised a second time)."""
+
+    def render(self, content: Any) -> bytes:
+        assert isinstance(content, bytes)
+        return content
+
+
+def encoded_json(status: int, encoded: bytes) -> JSONResponse:
+    """The response for a body already encoded as JSON (e.g. the bytes stored for a key)."""
+    return _EncodedJSONResponse(encoded, status_code=status)

@@ -10,16 +10,23 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from omnicommerce.platform.auth import Principal, authenticate
 from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database, UnitOfWork
 from omnicommerce.platform.errors import InvalidInput
-from omnicommerce.platform.idempotency import Idempotency
+from omnicommerce.platform.idempotency import Idempotency, encoded_json
 
 # Dependencies are ``async def`` where they do no blocking I/O, so FastAPI runs them on the event
 # loop instead of hopping to the thread pool for each one; only the route itself runs in a thread.
+
+
+def model_json(model: BaseModel, status: int = 200) -> JSONResponse:
+    """``model`` as the response, serialised once: FastAPI passes a response through as is,
+    where a returned model would be validated against ``response_model`` again first."""
+    return encoded_json(status, model.__pydantic_serializer__.to_json(model))
 
 
 async def get_db(request: Request) -> Database:
