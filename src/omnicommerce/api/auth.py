@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from omnicommerce.carts.service import merge_anonymous_cart
 from omnicommerce.customers import service
 from omnicommerce.customers.domain import (
     ContactRequired,
@@ -55,16 +56,15 @@ def sign_in(body: SignIn, uow: UoW, settings: AppSettings) -> TokenPair:
         settings=settings,
     )
     if body.cart_id is not None:
-        _merge_cart(uow, body.cart_id, tokens.customer_id, body.channel)
+        merge_anonymous_cart(
+            uow,
+            anonymous_cart_id=body.cart_id,
+            customer_id=tokens.customer_id,
+            channel=body.channel,
+            ttl_seconds=settings.reservation_ttl_seconds,
+        )
     uow.commit()
     return tokens
-
-
-def _merge_cart(uow: UoW, cart_id: str, customer_id: str, channel: str) -> None:
-    # Imported here: carts sits above customers in the layers, and only this route needs it.
-    from omnicommerce.carts.service import merge_anonymous_cart
-
-    merge_anonymous_cart(uow, anonymous_cart_id=cart_id, customer_id=customer_id, channel=channel)
 
 
 @router.post(

@@ -54,7 +54,6 @@ from omnicommerce.inventory.domain import InsufficientStock
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import SYSTEM, Principal
 from omnicommerce.platform.channels import get_channel, resolve_channel
-from omnicommerce.platform.config import get_settings
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.ids import new_id
 from omnicommerce.platform.money import CurrencyMismatch
@@ -312,7 +311,9 @@ def _move(uow: UnitOfWork, cart: Cart, *, channel: str, location_id: str | None,
 # --- sign-in -----------------------------------------------------------------------------------
 
 
-def merge_anonymous_cart(uow: UnitOfWork, *, anonymous_cart_id: str, customer_id: str, channel: str) -> None:
+def merge_anonymous_cart(
+    uow: UnitOfWork, *, anonymous_cart_id: str, customer_id: str, channel: str, ttl_seconds: int
+) -> None:
     """Fold an anonymous cart into the customer's at sign-in.
 
     With no active cart the anonymous one simply becomes theirs. Otherwise its lines are added to
@@ -323,7 +324,7 @@ def merge_anonymous_cart(uow: UnitOfWork, *, anonymous_cart_id: str, customer_id
     anon = repo.get(uow.conn, anonymous_cart_id, actor=None)
     if anon is None or anon.status != OPEN or anon.customer_id not in (None, customer_id):
         return
-    ttl = get_settings().reservation_ttl_seconds
+    ttl = ttl_seconds
     target = repo.active_for_customer(uow.conn, customer_id)
     if target is None or target.id == anon.id:
         _adopt(uow, anon, customer_id=customer_id, channel=channel)

@@ -120,7 +120,9 @@ def test_anonymous_cart_merges_into_customer_cart(
     assert sum(r for _, r in stock(db, "JACKET").values()) == 3
 
     with transaction(db) as uow:
-        carts.merge_anonymous_cart(uow, anonymous_cart_id=anon, customer_id=customer_id, channel="web")
+        carts.merge_anonymous_cart(
+            uow, anonymous_cart_id=anon, customer_id=customer_id, channel="web", ttl_seconds=900
+        )
 
     merged = client.get(f"/api/v1/carts/{mine}", headers=web_me).json()
     assert {ln["sku"]: ln["quantity"] for ln in merged["lines"]} == {"JACKET": 3, "SCARF": 1}
@@ -136,7 +138,9 @@ def test_anonymous_cart_becomes_the_customers_when_they_have_none(
     web = bearer(make_key(db, *KEY_SCOPES, channel="web"))
     anon = new_cart(client, web, {"SCARF": 1}, fulfillment=None)
     with transaction(db) as uow:
-        carts.merge_anonymous_cart(uow, anonymous_cart_id=anon, customer_id=customer_id, channel="app")
+        carts.merge_anonymous_cart(
+            uow, anonymous_cart_id=anon, customer_id=customer_id, channel="app", ttl_seconds=900
+        )
     assert [c["id"] for c in client.get("/api/v1/me/carts", headers=app).json()] == [anon]
     with db.uow(readonly=True) as uow:
         assert [c.id for c in carts.list_for_customer(uow, SYSTEM, customer_id)] == [anon]
