@@ -19,6 +19,7 @@ from omnicommerce.carts.domain import CHECKING_OUT, OPEN, Cart, Line
 from omnicommerce.carts.models import cart_handoffs, carts
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
+from omnicommerce.platform.auth import reach as _scope
 
 
 def visible_to(actor: Principal) -> ColumnElement[bool]:
@@ -30,20 +31,6 @@ def visible_to(actor: Principal) -> ColumnElement[bool]:
     """
     kind, value = _scope(actor)
     return _scoped(kind, value)
-
-
-def _scope(actor: Principal | None) -> tuple[str, Any]:
-    """Which branch of :func:`visible_to` applies to ``actor`` (``None``: internal use, all), and
-    the value it compares with."""
-    if actor is None:
-        return "all", None
-    if actor.is_customer:
-        return "customer", actor.customer_id
-    if actor.location is not None:
-        return "location", actor.location
-    if actor.channel is not None:
-        return "channel", actor.channel
-    return "all", None
 
 
 _SCOPE_COLUMNS = {

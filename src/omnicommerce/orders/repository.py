@@ -19,6 +19,7 @@ from omnicommerce.orders.domain import Order, OrderLine, Payment, StatusChange
 from omnicommerce.orders.models import order_lines, orders
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
+from omnicommerce.platform.auth import reach as _scope
 
 
 def visible_to(actor: Principal) -> ColumnElement[bool]:
@@ -26,20 +27,6 @@ def visible_to(actor: Principal) -> ColumnElement[bool]:
     channel's, an unbound key (scopes checked by the route) all. Out of reach answers 404."""
     kind, value = _scope(actor)
     return _scoped(kind, value)
-
-
-def _scope(actor: Principal | None) -> tuple[str, Any]:
-    """Which branch of :func:`visible_to` applies to ``actor`` (``None``: internal use, all), and
-    the value it compares with."""
-    if actor is None:
-        return "all", None
-    if actor.is_customer:
-        return "customer", actor.customer_id
-    if actor.location is not None:
-        return "location", actor.location
-    if actor.channel is not None:
-        return "channel", actor.channel
-    return "all", None
 
 
 _SCOPE_COLUMNS = {

@@ -81,6 +81,23 @@ class Principal:
 
 SYSTEM = Principal(kind="api_key", id="system", scopes=frozenset({Scope.ADMIN}))
 
+
+def reach(actor: Principal | None) -> tuple[str, str | None]:
+    """Which records a caller reaches, as (kind, value): a customer its own (``customer``), a
+    store-bound key its store's (``location``), a channel-bound key its channel's (``channel``), an
+    unbound key or internal use (``None``) everything (``all``). Each context's repository turns
+    this into its one scoping condition; objects out of reach answer 404."""
+    if actor is None:
+        return "all", None
+    if actor.is_customer:
+        return "customer", actor.customer_id
+    if actor.location is not None:
+        return "location", actor.location
+    if actor.channel is not None:
+        return "channel", actor.channel
+    return "all", None
+
+
 api_keys = Table(
     "api_keys",
     metadata,
