@@ -11,8 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, String, Table, and_, bindparam, insert, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, String, and_, bindparam, insert, or_, select, true, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.carts.domain import CHECKING_OUT, OPEN, Cart, Line
@@ -20,6 +19,7 @@ from omnicommerce.carts.models import cart_handoffs, carts
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.auth import reach as _scope
+from omnicommerce.platform.db import DIALECTS, conflict_insert
 
 
 def visible_to(actor: Principal) -> ColumnElement[bool]:
@@ -144,17 +144,12 @@ def insert_open(conn: Connection, cart: Cart) -> Cart | None:
         "expires_at": cart.expires_at,
         **_encode({"lines": cart.lines, "fulfillment": cart.fulfillment, "coupon_codes": cart.coupon_codes}),
     }
-    row = conn.execute(_INSERT_OPEN[conn.dialect.name == "postgresql"], params).first()
+    row = conn.execute(_INSERT_OPEN[conn.dialect.name], params).first()
     return None if row is None else _cart(row)
 
 
-# Built once per dialect (True: PostgreSQL); the values come as execute parameters.
-_INSERT_OPEN = {
-    pg: (postgresql.insert(carts) if pg else sqlite.insert(carts))
-    .on_conflict_do_nothing()
-    .returning(*carts.c)
-    for pg in (True, False)
-}
+# Built once per dialect; the values come as execute parameters.
+_INSERT_OPEN = {d: conflict_insert(carts, d).on_conflict_do_nothing().returning(*carts.c) for d in DIALECTS}
 
 
 def compare_and_set(
@@ -297,11 +292,6 @@ def get_handoff(conn: Connection, code_hash: str) -> Row[Any] | None:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _insert_or_skip(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """The connection's dialect's INSERT, which has ``.on_conflict_do_nothing()`` on both databases."""
-    return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
 
 
 def _json(value: Any) -> str | None:

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from sqlalchemy import Row, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from omnicommerce.customers.models import customers, otp_codes, refresh_tokens
+from omnicommerce.platform.db import DIALECTS, conflict_insert
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a row of any width (Row[Any] means one column)
 
@@ -26,15 +26,15 @@ def insert_customer(conn: Connection, values: Mapping[str, Any]) -> None:
 def insert_customer_unless_email_taken(conn: Connection, values: Mapping[str, Any]) -> str | None:
     """``INSERT … ON CONFLICT (email) DO NOTHING RETURNING id``: the new id, or None when the
     (normalised) email already belongs to a customer. Any other conflict still raises."""
-    return conn.execute(_INSERT_UNLESS_EMAIL_TAKEN[conn.dialect.name == "postgresql"], dict(values)).scalar()
+    return conn.execute(_INSERT_UNLESS_EMAIL_TAKEN[conn.dialect.name], dict(values)).scalar()
 
 
-# Built once per dialect (True: PostgreSQL); the values come as execute parameters.
+# Built once per dialect; the values come as execute parameters.
 _INSERT_UNLESS_EMAIL_TAKEN = {
-    pg: (postgresql.insert(customers) if pg else sqlite.insert(customers))
+    d: conflict_insert(customers, d)
     .on_conflict_do_nothing(index_elements=[customers.c.email])
     .returning(customers.c.id)
-    for pg in (True, False)
+    for d in DIALECTS
 }
 
 

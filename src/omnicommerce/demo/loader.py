@@ -31,55 +31,37 @@ from omnicommerce.pricing.schemas import CouponCreate, PriceEntry, PromotionCrea
 DEMO_PASSWORD = "omnicommerce-demo"  # every demo customer signs in with it
 SYSTEM = auth.SYSTEM
 
+# What a channel that sells needs: browse, price, see stock, run carts and orders, look customers up.
+SELLING_SCOPES: list[str] = [
+    Scope.CATALOG_READ,
+    Scope.PRICES_READ,
+    Scope.INVENTORY_READ,
+    Scope.CARTS_READ,
+    Scope.CARTS_WRITE,
+    Scope.ORDERS_READ,
+    Scope.ORDERS_WRITE,
+    Scope.CUSTOMERS_READ,
+    Scope.CUSTOMERS_WRITE,
+]
+
 # The key every demo role gets: name, scopes, channel, location.
 DEMO_KEYS: list[tuple[str, list[str], str | None, str | None]] = [
     ("demo-admin", [Scope.ADMIN], None, None),
     (
         "demo-web-storefront",
-        [
-            Scope.CATALOG_READ,
-            Scope.PRICES_READ,
-            Scope.INVENTORY_READ,
-            Scope.CARTS_READ,
-            Scope.CARTS_WRITE,
-            Scope.ORDERS_READ,
-            Scope.ORDERS_WRITE,
-            Scope.CUSTOMERS_READ,
-            Scope.CUSTOMERS_WRITE,
-        ],
+        SELLING_SCOPES,
         "web",
         None,
     ),
     (
         "demo-pos-store-007",
-        [
-            Scope.CATALOG_READ,
-            Scope.PRICES_READ,
-            Scope.INVENTORY_READ,
-            Scope.INVENTORY_WRITE,
-            Scope.CARTS_READ,
-            Scope.CARTS_WRITE,
-            Scope.ORDERS_READ,
-            Scope.ORDERS_WRITE,
-            Scope.CUSTOMERS_READ,
-            Scope.CUSTOMERS_WRITE,
-        ],
+        [*SELLING_SCOPES, Scope.INVENTORY_WRITE],  # a store also receives and counts stock
         "pos",
         "store-007",
     ),
     (
         "demo-call-center",
-        [
-            Scope.CATALOG_READ,
-            Scope.PRICES_READ,
-            Scope.INVENTORY_READ,
-            Scope.CARTS_READ,
-            Scope.CARTS_WRITE,
-            Scope.ORDERS_READ,
-            Scope.ORDERS_WRITE,
-            Scope.CUSTOMERS_READ,
-            Scope.CUSTOMERS_WRITE,
-        ],
+        SELLING_SCOPES,
         "call_center",
         None,
     ),

@@ -213,15 +213,17 @@ def _by_sku(holds: Iterable[Hold]) -> dict[str, int]:
     return out
 
 
+def _allocation_lines(allocations: Sequence[Allocation]) -> list[AllocationLine]:
+    return [AllocationLine(sku=a.sku, location_id=a.location_id, quantity=a.quantity) for a in allocations]
+
+
 def _committed(uow: UnitOfWork, owner_id: str, order_id: str, committed: list[Hold]) -> list[Allocation]:
     allocations = _allocations(committed)
     uow.emit(
         StockCommitted(
             owner_id=owner_id,
             order_id=order_id,
-            allocations=[
-                AllocationLine(sku=a.sku, location_id=a.location_id, quantity=a.quantity) for a in allocations
-            ],
+            allocations=_allocation_lines(allocations),
         )
     )
     return allocations
@@ -282,9 +284,7 @@ def release_allocations(uow: UnitOfWork, *, order_id: str, reason: str) -> list[
         AllocationReleased(
             order_id=order_id,
             reason=reason,
-            allocations=[
-                AllocationLine(sku=a.sku, location_id=a.location_id, quantity=a.quantity) for a in allocations
-            ],
+            allocations=_allocation_lines(allocations),
         )
     )
     return allocations

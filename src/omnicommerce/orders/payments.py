@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.orders.domain import check_payment_token
 from omnicommerce.orders.models import payment_test_charges as charges
 from omnicommerce.platform import clock
-from omnicommerce.platform.db import Database
+from omnicommerce.platform.db import DIALECTS, Database, conflict_insert
 from omnicommerce.platform.ids import new_id
 
 PaymentStatus = Literal[
@@ -147,7 +146,7 @@ class TestPaymentProvider:
             "updated_at": now,
         }
         with self.db.engine.begin() as conn:
-            row = conn.execute(_INSERT_CHARGE[self.db.dialect == "postgresql"], params).first()
+            row = conn.execute(_INSERT_CHARGE[self.db.dialect], params).first()
             if row is not None:
                 return _result(row), True
             return _result(_by_key(conn, key)), False  # a retry: replay the first outcome
@@ -166,12 +165,12 @@ class TestPaymentProvider:
         return PaymentResult("not_found", None, 0) if row is None else _result(row)
 
 
-# Built once per dialect (True: PostgreSQL); the values come as execute parameters.
+# Built once per dialect; the values come as execute parameters.
 _INSERT_CHARGE = {
-    pg: (postgresql.insert(charges) if pg else sqlite.insert(charges))
+    d: conflict_insert(charges, d)
     .on_conflict_do_nothing(index_elements=[charges.c.idempotency_key])
     .returning(*charges.c)
-    for pg in (True, False)
+    for d in DIALECTS
 }
 
 

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -49,6 +50,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+DIALECTS = ("postgresql", "sqlite")
+
+
+def conflict_insert(table: Table, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which offers ``on_conflict_do_nothing`` / ``_do_update`` on both databases."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def is_sqlite(url: str) -> bool:

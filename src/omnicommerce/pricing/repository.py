@@ -21,10 +21,10 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from omnicommerce.platform.db import conflict_insert
 from omnicommerce.pricing.domain import DuplicateCoupon
 from omnicommerce.pricing.models import coupon_redemptions, coupons, price_overrides, prices, promotions
 
@@ -102,8 +102,7 @@ def upsert_prices(
         (price_overrides, override_rows, ["sku", "currency", "channel"]),
     ):
         for chunk in _chunks(rows):
-            ins = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-            stmt = ins.values(chunk)
+            stmt = conflict_insert(table, conn.dialect.name).values(chunk)
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=keys,
