@@ -27,8 +27,8 @@ def _settings() -> Settings:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Apply migrations up to REVISION (default: head)."""
+def db_upgrade(revision: str = "heads") -> None:
+    """Apply migrations up to REVISION (default: heads, the latest of every context's branch)."""
     from omnicommerce.platform.migrate import upgrade
 
     url = _settings().database_url

@@ -1,4 +1,9 @@
-"""Alembic, driven from code: ``omni db upgrade`` and the test fixtures call :func:`upgrade`."""
+"""Alembic, driven from code: ``omni db upgrade`` and the test fixtures call :func:`upgrade`.
+
+Each context after the initial schema keeps its own branch of migrations (``0002_fulfillment``,
+``0003_customer_data``, …, each revising ``0001``), so the default target is ``heads``: every
+branch at its latest revision.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,12 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
 def current(url: str) -> str | None:
+    """The applied revisions, comma-separated (one per branch), or None on an empty database."""
     from alembic.runtime.migration import MigrationContext
 
     from omnicommerce.platform.db import make_nullpool_engine
@@ -29,6 +35,7 @@ def current(url: str) -> str | None:
     engine = make_nullpool_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
+            return ", ".join(sorted(heads)) or None
     finally:
         engine.dispose()
