@@ -185,15 +185,17 @@ def serve(
     )
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Benchmark name: a file bench/NAME.py")],
-    args: Annotated[list[str] | None, typer.Argument(help="Passed to the benchmark")] = None,
 ) -> None:
-    """Run a benchmark from bench/ (each prints figures, their baselines and ratios)."""
+    """Run a benchmark from bench/ (each prints figures, their baselines and ratios).
+
+    Options after NAME go to the benchmark: `omni bench checkout --seconds 10`.
+    """
     script = _find_bench(name)
-    env = dict(os.environ)
-    raise typer.Exit(subprocess.call([sys.executable, str(script), *(args or [])], env=env))
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args], env=dict(os.environ)))
 
 
 @app.command("events-doc")
