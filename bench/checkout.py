@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Run:
     seconds: float
     flows: int = 0
     failures: int = 0
+    failed_steps: Counter[str] = field(default_factory=Counter)  # "step status title" -> count
     flow_ms: list[float] = field(default_factory=list)
     request_ms: list[float] = field(default_factory=list)
 
@@ -122,23 +124,27 @@ async def flow(session: aiohttp.ClientSession, key: str, sku: str, run: Run) -> 
         run.request_ms.append((time.perf_counter() - started) * 1000)
         return status, payload
 
+    def failed(step: str, status: int, payload: dict[str, object]) -> bool:
+        run.failed_steps[f"{step} {status} {payload.get('title', '')}"] += 1
+        return False
+
     status, cart = await call("POST", "/api/v1/carts", {"email": f"s-{uuid.uuid4().hex[:12]}@example.com"})
-    if status not in (200, 201):
-        return False
+    if status != 201:
+        return failed("create cart", status, cart)
     cart_url = f"/api/v1/carts/{cart['id']}"
-    status, _ = await call("POST", f"{cart_url}/lines", {"sku": sku, "quantity": 1})
+    status, body = await call("POST", f"{cart_url}/lines", {"sku": sku, "quantity": 1})
     if status != 200:
-        return False
-    status, _ = await call("PUT", f"{cart_url}/fulfillment", {"type": "ship", "address": ADDRESS})
+        return failed("add line", status, body)
+    status, body = await call("PUT", f"{cart_url}/fulfillment", {"type": "ship", "address": ADDRESS})
     if status != 200:
-        return False
+        return failed("fulfillment", status, body)
     status, order = await call(
         "POST", f"{cart_url}/checkout", {"payment_token": "tok_visa"}, {"Idempotency-Key": uuid.uuid4().hex}
     )
     if status != 201:
-        return False
-    status, _ = await call("GET", f"/api/v1/orders/{order['id']}", None)
-    return status == 200
+        return failed("checkout", status, order)
+    status, body = await call("GET", f"/api/v1/orders/{order['id']}", None)
+    return status == 200 or failed("read order", status, body)
 
 
 async def drive(base: str, key: str, skus: list[str], clients: int, seconds: float) -> Run:
@@ -213,6 +219,8 @@ def main() -> None:
                     f"failures {run.failures}",
                     flush=True,
                 )
+                for what, count in run.failed_steps.most_common():
+                    print(f"      failed: {what} x{count}")
             atp_p50, atp_p99 = atp_latency(base, keys["demo-admin"], skus[0])
             print(f"  ATP for one SKU across all locations: p50 {atp_p50:.2f} ms  p99 {atp_p99:.2f} ms")
     best = max(runs, key=lambda r: r.per_s)

@@ -16,10 +16,13 @@ from omnicommerce.platform.errors import Conflict, DomainError, Forbidden, Inval
 
 OPEN = "open"
 CHECKING_OUT = "checking_out"
+# A failed checkout whose payment is being voided: no attempt may complete it or reuse its
+# payment key, and it reopens only once the void went through (a retry of checkout finishes it).
+VOIDING = "voiding"
 COMPLETED = "completed"
 MERGED = "merged"
 ABANDONED = "abandoned"
-ACTIVE = (OPEN, CHECKING_OUT)  # a customer has at most one cart in these states
+ACTIVE = (OPEN, CHECKING_OUT, VOIDING)  # a customer has at most one cart in these states
 
 # No 0/O, 1/I/L: codes are read aloud at a till and typed by hand.
 HANDOFF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"

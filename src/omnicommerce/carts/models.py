@@ -32,7 +32,7 @@ carts = Table(
 )
 
 # One active cart per customer across channels, enforced by the database against racing sign-ins.
-_ACTIVE = carts.c.status.in_(["open", "checking_out"])
+_ACTIVE = carts.c.status.in_(["open", "checking_out", "voiding"])
 Index(
     "uq_carts_active_customer",
     carts.c.customer_id,

@@ -2,7 +2,7 @@
 
 Public functions other contexts call: :func:`get_cart`, :func:`quote_cart`, :func:`list_for_customer`,
 :func:`merge_anonymous_cart` (sign-in), and the checkout hooks :func:`begin_checkout`,
-:func:`finish_checkout`, :func:`abort_checkout` (orders).
+:func:`finish_checkout`, :func:`begin_void`, :func:`abort_checkout` (orders).
 
 Lock order: a use case takes the cart's row lock (its compare-and-set UPDATE) before it touches
 the cart's holds (stock rows), so two writers of one cart cannot deadlock each other. A failure
@@ -24,6 +24,7 @@ from omnicommerce.carts.domain import (
     MERGED,
     OPEN,
     QR_PREFIX,
+    VOIDING,
     Cart,
     CartChanged,
     CartNotFound,
@@ -378,13 +379,14 @@ def begin_checkout(
     ``fulfillment`` moves them: ``inventory.commit`` re-reserves whatever lapsed since (or raises
     InsufficientStock then). Returns the cart as it is when it was not open (``completed``: the
     order exists; ``checking_out``: an earlier attempt is in flight or crashed — the caller
-    resumes it with the same payment key). Raises EmptyCart, FulfillmentRequired,
+    resumes it with the same payment key; ``voiding``: a failed attempt's void is unfinished —
+    the caller finishes it). Raises EmptyCart, FulfillmentRequired,
     InsufficientStock: the caller rolls back and the cart stays open.
     """
     cart = repo.claim_for_checkout(uow.conn, cart_id, actor=actor)
     if cart is None:
         cart = get_cart(uow, actor, cart_id)
-        if cart.status in (COMPLETED, CHECKING_OUT):
+        if cart.status in (COMPLETED, CHECKING_OUT, VOIDING):
             return cart
         if cart.status == OPEN:  # a failed attempt reopened it between the two statements
             raise CartChanged(f"cart {cart.id!r} changed; retry")
@@ -415,13 +417,29 @@ def begin_checkout(
 
 
 def finish_checkout(uow: UnitOfWork, *, cart_id: str, version: int) -> bool:
-    """``checking_out`` → ``completed`` iff still at ``version``; False if another attempt won."""
+    """``checking_out`` → ``completed`` (version + 1) iff still at ``version``; False if another
+    attempt won."""
     return repo.compare_and_set(uow.conn, cart_id, version=version, status=CHECKING_OUT, to_status=COMPLETED)
 
 
-def abort_checkout(uow: UnitOfWork, *, cart_id: str, version: int) -> bool:
-    """Back to ``open`` with every hold released (a failed payment keeps nothing reserved)."""
-    if not repo.compare_and_set(uow.conn, cart_id, version=version, status=CHECKING_OUT, to_status=OPEN):
+def begin_void(uow: UnitOfWork, *, cart_id: str, version: int) -> bool:
+    """A failed checkout at ``version`` whose payment may stand: ``checking_out`` → ``voiding``
+    (same version), so that no attempt completes it under that payment key any more. True when
+    the payment under ``version`` must be voided: no order was placed with it, and now none can be.
+    """
+    if repo.compare_and_set(
+        uow.conn, cart_id, version=version, status=CHECKING_OUT, to_status=VOIDING, bump=False
+    ):
+        return True
+    cart = repo.get(uow.conn, cart_id, actor=None)
+    # Completed by the attempt that held ``version``: finish_checkout made it version + 1.
+    return not (cart is not None and cart.status == COMPLETED and cart.version == version + 1)
+
+
+def abort_checkout(uow: UnitOfWork, *, cart_id: str, version: int, status: str = CHECKING_OUT) -> bool:
+    """``status`` (``checking_out`` when nothing was charged, ``voiding`` once the void went
+    through) → ``open`` with every hold released (a failed payment keeps nothing reserved)."""
+    if not repo.compare_and_set(uow.conn, cart_id, version=version, status=status, to_status=OPEN):
         return False
     inventory.release(uow, owner_id=cart_id, reason="checkout-failed")
     return True

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from fastapi.responses import JSONResponse
 
 from omnicommerce.carts import service as carts
-from omnicommerce.carts.domain import COMPLETED, Cart
+from omnicommerce.carts.domain import CHECKING_OUT, COMPLETED, VOIDING, Cart
 from omnicommerce.customers import service as customers
 from omnicommerce.orders import service as orders
 from omnicommerce.orders.domain import (
@@ -70,17 +69,17 @@ def checkout(
 
     Tx A: cart open → checking_out and priced. Then the sale at the provider, keyed by cart id +
     version. Tx B: holds → allocations, coupons redeemed, order ``paid``, cart completed, and the
-    ``Idempotency-Key`` record. A failure after Tx A voids the payment, releases the holds and
-    reopens the cart. A repeat of an answered key replays that answer (nothing is charged: the
-    cart is completed, or the payment key replays at the provider).
+    ``Idempotency-Key`` record. A failure after Tx A voids the payment (cart ``voiding`` meanwhile),
+    releases the holds and reopens the cart. A repeat of an answered key replays that answer
+    (nothing is charged: the cart is completed, or the payment key replays at the provider).
     """
     check_payment_token(cmd.payment_token)
     try:
-        started = _start(db, actor, cart_id, cmd, idem, body, ttl_seconds=ttl_seconds)
+        started = _start(db, provider, actor, cart_id, cmd, idem, body, ttl_seconds=ttl_seconds)
         if isinstance(started, JSONResponse):
             return started
         cart, quote = started
-        key = f"checkout:{cart.id}:{cart.version}"
+        key = _payment_key(cart)
         result = _authorize(db, provider, cart, quote, cmd.payment_token, key)
         payment = Payment(provider.name, "card", result.reference, result.status)
         return _place(db, provider, cart, quote, payment, key, idem, body)
@@ -92,6 +91,7 @@ def checkout(
 
 def _start(
     db: Database,
+    provider: PaymentProvider,
     actor: Principal,
     cart_id: str,
     cmd: CheckoutCommand,
@@ -100,22 +100,32 @@ def _start(
     *,
     ttl_seconds: int,
 ) -> JSONResponse | tuple[Cart, Quote]:
-    """Tx A; the final answer when the cart had already checked out."""
-    with db.uow() as uow:
-        cart = carts.begin_checkout(
-            uow, actor, cart_id, fulfillment=cmd.fulfillment, email=cmd.email, ttl_seconds=ttl_seconds
-        )
-        if cart.status == COMPLETED:
-            return _answer_with_existing(uow, idem, body, cart.id)
-        quote = carts.quote_cart(uow, cart)
-        if cmd.expected_total is not None and cmd.expected_total != quote.total:
-            raise TotalChanged(
-                f"the cart's total is {quote.total}, not {cmd.expected_total}",
-                total=quote.total,
-                currency=quote.currency,
+    """Tx A; the final answer when the cart had already checked out. A cart left ``voiding`` by
+    a failed attempt gets its void finished and reopens first."""
+    for _ in range(2):
+        with db.uow() as uow:
+            cart = carts.begin_checkout(
+                uow, actor, cart_id, fulfillment=cmd.fulfillment, email=cmd.email, ttl_seconds=ttl_seconds
             )
-        uow.commit()
-        return cart, quote
+            if cart.status == COMPLETED:
+                return _answer_with_existing(uow, idem, body, cart.id)
+            if cart.status != VOIDING:
+                quote = carts.quote_cart(uow, cart)
+                if cmd.expected_total is not None and cmd.expected_total != quote.total:
+                    raise TotalChanged(
+                        f"the cart's total is {quote.total}, not {cmd.expected_total}",
+                        total=quote.total,
+                        currency=quote.currency,
+                    )
+                uow.commit()
+                return cart, quote
+        _void_and_reopen(db, provider, cart, _payment_key(cart))
+    raise CheckoutConflict(f"another checkout attempt changed cart {cart_id!r}; retry")
+
+
+def _payment_key(cart: Cart) -> str:
+    """One payment per checkout attempt: a resumed attempt (same version) replays it."""
+    return f"checkout:{cart.id}:{cart.version}"
 
 
 def _place(
@@ -134,7 +144,7 @@ def _place(
         with db.uow() as uow:
             order = orders.place_checkout_order(uow, cart=cart, quote=quote, payment=payment)
             if order is not None:
-                encoded = orjson.dumps(_payload(order))
+                encoded = _encoded(order)
                 if idem.record(uow, body, 201, encoded):
                     uow.commit()
                     return encoded_json(201, encoded)
@@ -154,11 +164,12 @@ def _answer_with_existing(uow: UnitOfWork, idem: Idempotency, body: Any, cart_id
     order = orders.order_for_cart(uow, cart_id)
     if order is None:
         raise CheckoutConflict(f"another checkout attempt changed cart {cart_id!r}; retry")
-    return idem.commit(uow, body, 200, _payload(order))
+    return idem.commit(uow, body, 200, _encoded(order))
 
 
-def _payload(order: Order) -> Any:
-    return OrderOut.of(order).model_dump(mode="json")
+def _encoded(order: Order) -> bytes:
+    out = OrderOut.of(order)
+    return out.__pydantic_serializer__.to_json(out)
 
 
 def _authorize(
@@ -183,15 +194,34 @@ def _authorize(
 
 
 def _undo(db: Database, provider: PaymentProvider, cart: Cart, key: str) -> None:
-    """Void whatever the provider did under ``key``, then release and reopen. If the void itself
-    fails the cart stays ``checking_out``: a retry resumes and the provider replays by key."""
-    provider.void(None, key)
-    _reopen(db, cart)
+    """Void what the provider did under ``key`` — unless an order was placed with it by a
+    concurrent attempt on the same cart — then release the holds and reopen.
 
-
-def _reopen(db: Database, cart: Cart) -> None:
+    The cart goes ``voiding`` first, so that no attempt can complete it with this payment while
+    it is being voided. If the void fails, the cart stays ``voiding`` and the next checkout of it
+    finishes the void before anything else: a payment never stands without its order.
+    """
     with db.uow() as uow:
-        carts.abort_checkout(uow, cart_id=cart.id, version=cart.version)
+        must_void = carts.begin_void(uow, cart_id=cart.id, version=cart.version)
+        uow.commit()
+    if must_void:
+        _void_and_reopen(db, provider, cart, key)
+
+
+def _void_and_reopen(db: Database, provider: PaymentProvider, cart: Cart, key: str) -> None:
+    try:
+        provider.void(None, key)
+    except (ProviderError, ProviderTimeout) as exc:
+        raise PaymentProviderError(
+            "the payment provider failed while voiding this checkout's payment; the cart is held"
+            " until the void goes through: retry the checkout"
+        ) from exc
+    _reopen(db, cart, status=VOIDING)
+
+
+def _reopen(db: Database, cart: Cart, *, status: str = CHECKING_OUT) -> None:
+    with db.uow() as uow:
+        carts.abort_checkout(uow, cart_id=cart.id, version=cart.version, status=status)
         uow.commit()
 
 

@@ -191,6 +191,18 @@ class UnitOfWork:
             self._conn = None
         self._events.clear()
 
+    @property
+    def ending_needs_io(self) -> bool:
+        """Whether leaving now would talk to the database: only a write transaction still open
+        on PostgreSQL must be rolled back over the wire (after a commit, for reads in autocommit,
+        and on SQLite's in-process file, returning the connection sends nothing)."""
+        return (
+            self._conn is not None
+            and not self.readonly
+            and self.dialect == "postgresql"
+            and self._conn.in_transaction()
+        )
+
     def __enter__(self) -> UnitOfWork:
         return self
 

@@ -97,19 +97,18 @@ class Idempotency:
                 return replay
             raise
         model, code = produced if isinstance(produced, tuple) else (produced, status)
-        return self.commit(uow, body, code, model.model_dump(mode="json"))
+        return self.commit(uow, body, code, model.__pydantic_serializer__.to_json(model))
 
-    def commit(self, uow: UnitOfWork, body: Any, status: int, payload: Any) -> JSONResponse:
-        """Record ``payload`` as the response to this key and commit ``uow``; if the key already
-        answered, roll ``uow`` back and replay that answer instead."""
-        encoded = orjson.dumps(payload)
+    def commit(self, uow: UnitOfWork, body: Any, status: int, encoded: bytes) -> JSONResponse:
+        """Record ``encoded`` (the response body, JSON) as the answer to this key and commit
+        ``uow``; if the key already answered, roll ``uow`` back and replay that answer instead."""
         if not self.record(uow, body, status, encoded):
             return self.replayed(uow.db, body)
         uow.commit()
         return encoded_json(status, encoded)
 
     def record(self, uow: UnitOfWork, body: Any, status: int, encoded: bytes) -> bool:
-        """Insert the record of the response ``encoded`` (JSON, from ``orjson.dumps``) in ``uow``
+        """Insert the record of the response ``encoded`` (JSON) in ``uow``
         (the caller commits). False: the key already answered; ``uow`` is rolled back then. True
         without a key (nothing to remember)."""
         if self.key is None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from omnicommerce.platform.auth import Principal, authenticate
 from omnicommerce.platform.config import Settings
@@ -39,15 +40,30 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_uow(db: Annotated[Database, Depends(get_db)]) -> Iterator[UnitOfWork]:
-    # Sync: leaving may roll back (I/O), which must not block the event loop.
-    with db.uow() as uow:
+async def get_uow(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator[UnitOfWork]:
+    uow = db.uow()
+    try:
         yield uow
+    finally:
+        await _leave(uow)
 
 
-def get_read_uow(db: Annotated[Database, Depends(get_db)]) -> Iterator[UnitOfWork]:
-    with db.uow(readonly=True) as uow:
+async def get_read_uow(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator[UnitOfWork]:
+    uow = db.uow(readonly=True)
+    try:
         yield uow
+    finally:
+        await _leave(uow)
+
+
+async def _leave(uow: UnitOfWork) -> None:
+    """Roll back what was not committed and return the connection. Async, so that FastAPI does
+    not hop to the thread pool to enter and to leave every unit of work; a rollback that must go
+    over the wire is still sent from a thread, never from the event loop."""
+    if uow.ending_needs_io:
+        await run_in_threadpool(uow.__exit__, None, None, None)
+    else:
+        uow.__exit__(None, None, None)
 
 
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
