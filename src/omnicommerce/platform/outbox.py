@@ -1,17 +1,31 @@
-"""Transactional outbox and the in-process relay.
+"""Transactional outbox, the subscriber registry and the in-process relay.
 
 Events are rows written in the same transaction as the state they describe. The relay reads
 committed rows in order and hands them to subscribers; delivery is at-least-once, so each
 subscriber records the event ids it has handled (``processed_events``) and skips repeats.
+
+Subscribing: a context puts its reactions in ``omnicommerce/<context>/subscribers.py``::
+
+    @subscriber("order.paid", consumer="fulfillment.route-paid-order")
+    def route_paid_order(uow: UnitOfWork, env: Envelope) -> None: ...
+
+:func:`load_subscribers` imports every such module, and the same handlers then run under the
+in-process :class:`Relay` (the default) and under ``omni worker`` when events go through NATS
+JetStream (``platform/stream.py``). A handler runs inside the unit of work that also records
+its ``processed_events`` row (:func:`handle_once`); it must not commit. ``"*"`` subscribes to
+every event type.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
+import pkgutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
 from omnicommerce.platform import clock
+from omnicommerce.platform.background import BackgroundLoop
 from omnicommerce.platform.db import Database, UnitOfWork, UTCDateTime, metadata
 from omnicommerce.platform.events import Event
 
@@ -95,9 +110,166 @@ class Envelope:
 
 Handler = Callable[[UnitOfWork, Envelope], None]
 
+ANY_EVENT = "*"
 
-class Relay:
-    """Moves committed outbox rows to in-process subscribers.
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """``handler`` reacts to ``event_type`` (or :data:`ANY_EVENT`) under the name ``consumer``,
+    the key of its ``processed_events`` rows (and of its durable consumer on NATS)."""
+
+    event_type: str
+    consumer: str
+    handler: Handler
+    # A cheap test run before any transaction: events it declines are skipped without a
+    # processed_events row (e.g. webhooks when no endpoint wants this event type).
+    accepts: Callable[[Database, Envelope], bool] | None = None
+
+    def wants(self, db: Database, env: Envelope) -> bool:
+        return self.accepts is None or self.accepts(db, env)
+
+
+SUBSCRIPTIONS: list[Subscription] = []
+
+
+def subscriber(
+    event_type: str, *, consumer: str, accepts: Callable[[Database, Envelope], bool] | None = None
+) -> Callable[[Handler], Handler]:
+    """Register the decorated function as a reaction to ``event_type``."""
+
+    def register(handler: Handler) -> Handler:
+        if not any(s.event_type == event_type and s.consumer == consumer for s in SUBSCRIPTIONS):
+            SUBSCRIPTIONS.append(Subscription(event_type, consumer, handler, accepts))
+        return handler
+
+    return register
+
+
+def load_subscribers(package: str = "omnicommerce") -> list[Subscription]:
+    """Import every ``<package>.<context>.subscribers`` module and return all registrations.
+
+    Found by name, so the platform depends on no context (the layering stays one-way).
+    """
+    root = importlib.import_module(package)
+    for info in pkgutil.iter_modules(root.__path__):
+        name = f"{package}.{info.name}.subscribers"
+        if info.ispkg and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    return list(SUBSCRIPTIONS)
+
+
+def handle_once(db: Database, consumer: str, handler: Handler, env: Envelope) -> bool:
+    """Run ``handler`` for ``env`` in one transaction with its ``processed_events`` row.
+
+    Returns False (and does nothing) when ``consumer`` already handled this event: at-least-once
+    delivery, exactly-once effect. A handler error rolls back both, so a retry runs it again.
+    """
+    with db.uow() as uow:
+        try:
+            uow.conn.execute(
+                insert(processed_events).values(consumer=consumer, event_id=env.id, processed_at=clock.now())
+            )
+        except IntegrityError:
+            return False
+        handler(uow, env)
+        uow.commit()
+    return True
+
+
+def envelope_of(row: Row[Any]) -> Envelope:
+    """The envelope of an outbox row (as :func:`pending` selects it)."""
+    return Envelope(row.id, row.type, row.version, row.subject, row.occurred_at, orjson.loads(row.payload))
+
+
+def pending(limit: int) -> Select[Any]:
+    """The oldest ``limit`` unpublished outbox rows, in commit order."""
+    return (
+        select(
+            outbox.c.seq,
+            outbox.c.id,
+            outbox.c.type,
+            outbox.c.version,
+            outbox.c.subject,
+            outbox.c.occurred_at,
+            outbox.c.payload,
+        )
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.seq)
+        .limit(limit)
+    )
+
+
+def claim_pending(limit: int) -> Select[Any]:
+    """PostgreSQL: :func:`pending` locked for this transaction; rows another relay holds are
+    skipped, so several relays share the backlog without publishing a row twice."""
+    return pending(limit).with_for_update(skip_locked=True)
+
+
+def mark_published(uow: UnitOfWork, rows: Sequence[Row[Any]]) -> None:
+    if rows:
+        uow.conn.execute(
+            update(outbox).where(outbox.c.seq.in_([r.seq for r in rows])).values(published_at=clock.now())
+        )
+
+
+class OutboxRelay(BackgroundLoop):
+    """Moves committed outbox rows somewhere (``_send``) and marks them published.
+
+    Runs as a background thread polling every ``interval`` seconds when a commit in this
+    process wrote events, and every ``IDLE_POLL_SECONDS`` otherwise (events from other
+    processes). :class:`Relay` hands rows to in-process subscribers; ``stream.NatsRelay``
+    publishes them to NATS JetStream.
+    """
+
+    thread_name = "omni-outbox-relay"
+
+    def __init__(self, db: Database, *, interval: float = 0.2) -> None:
+        super().__init__(interval=interval)
+        self.db = db
+        self._dirty = threading.Event()
+        self._last_pass = 0.0
+        db.on_events_committed(self._dirty.set)
+
+    def _send(self, rows: Sequence[Row[Any]]) -> None:
+        """Hand ``rows`` on; return only once they are safely delivered (raise otherwise)."""
+        raise NotImplementedError
+
+    def run_once(self, limit: int = 500) -> int:
+        """Send up to ``limit`` pending events; returns how many were published.
+
+        On PostgreSQL the batch is claimed with ``FOR UPDATE SKIP LOCKED`` so several relays can
+        run at once. SQLite has one writer at a time, so there the batch is read, sent and then
+        marked, without holding a lock throughout (a second relay may send a row twice; the
+        consumers' ``processed_events`` and NATS' ``Nats-Msg-Id`` de-duplication absorb it).
+        """
+        if self.db.dialect == "postgresql":
+            with self.db.uow() as uow:
+                rows = uow.conn.execute(claim_pending(limit)).all()
+                self._send(rows)
+                mark_published(uow, rows)
+                uow.commit()
+            return len(rows)
+        with self.db.uow(readonly=True) as reader:
+            rows = reader.conn.execute(pending(limit)).all()
+        self._send(rows)
+        with self.db.uow() as uow:
+            mark_published(uow, rows)
+            uow.commit()
+        return len(rows)
+
+    def _pass_due(self) -> bool:
+        # One pass per interval, not one per commit: under load each pass publishes a batch, so the
+        # relay adds a handful of commits per second instead of one per request. Events committed
+        # by other processes are picked up by the idle poll.
+        if not self._dirty.is_set() and time.monotonic() - self._last_pass < IDLE_POLL_SECONDS:
+            return False
+        self._dirty.clear()
+        self._last_pass = time.monotonic()
+        return True
+
+
+class Relay(OutboxRelay):
+    """Delivers committed outbox rows to in-process subscribers (the default, no NATS).
 
     Each subscriber runs in its own unit of work together with its ``processed_events`` row, so
     a handler's effects and the record that it ran commit together (exactly-once effects on top
@@ -105,113 +277,19 @@ class Relay:
     """
 
     def __init__(self, db: Database, *, interval: float = 0.2) -> None:
-        self.db = db
-        self.interval = interval
-        self._handlers: dict[str, list[tuple[str, Handler]]] = defaultdict(list)
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        db.on_events_committed(self._dirty.set)
+        super().__init__(db, interval=interval)
+        self._subscriptions: dict[str, list[Subscription]] = defaultdict(list)
 
     def subscribe(self, event_type: str, consumer: str, handler: Handler) -> None:
-        self._handlers[event_type].append((consumer, handler))
+        self._subscriptions[event_type].append(Subscription(event_type, consumer, handler))
 
-    def run_once(self, limit: int = 500) -> int:
-        """Deliver up to ``limit`` pending events; returns how many were published.
+    def subscribe_all(self, subscriptions: Iterable[Subscription]) -> None:
+        for s in subscriptions:
+            self._subscriptions[s.event_type].append(s)
 
-        On PostgreSQL the batch is claimed with ``FOR UPDATE SKIP LOCKED`` so several relays can
-        run at once. SQLite has one writer at a time, so there the batch is read, delivered (each
-        handler in its own write transaction) and then marked, without holding a lock throughout.
-        """
-        if self.db.dialect == "postgresql":
-            with self.db.uow() as uow:
-                rows = uow.conn.execute(self._pending(limit).with_for_update(skip_locked=True)).all()
-                self._deliver_all(rows)
-                self._mark_published(uow, rows)
-                uow.commit()
-            return len(rows)
-        with self.db.uow(readonly=True) as reader:
-            rows = reader.conn.execute(self._pending(limit)).all()
-        self._deliver_all(rows)
-        with self.db.uow() as uow:
-            self._mark_published(uow, rows)
-            uow.commit()
-        return len(rows)
-
-    @staticmethod
-    def _pending(limit: int) -> Select[Any]:
-        return (
-            select(
-                outbox.c.seq,
-                outbox.c.id,
-                outbox.c.type,
-                outbox.c.version,
-                outbox.c.subject,
-                outbox.c.occurred_at,
-                outbox.c.payload,
-            )
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.seq)
-            .limit(limit)
-        )
-
-    def _deliver_all(self, rows: Sequence[Row[Any]]) -> None:
+    def _send(self, rows: Sequence[Row[Any]]) -> None:
         for row in rows:
-            env = Envelope(
-                row.id, row.type, row.version, row.subject, row.occurred_at, orjson.loads(row.payload)
-            )
-            for consumer, handler in self._handlers.get(row.type, []):
-                self._deliver(consumer, handler, env)
-
-    @staticmethod
-    def _mark_published(uow: UnitOfWork, rows: Sequence[Row[Any]]) -> None:
-        if rows:
-            uow.conn.execute(
-                update(outbox).where(outbox.c.seq.in_([r.seq for r in rows])).values(published_at=clock.now())
-            )
-
-    def _deliver(self, consumer: str, handler: Handler, env: Envelope) -> None:
-        with self.db.uow() as uow:
-            try:
-                uow.conn.execute(
-                    insert(processed_events).values(
-                        consumer=consumer, event_id=env.id, processed_at=clock.now()
-                    )
-                )
-            except IntegrityError:
-                return  # already handled: at-least-once delivery, exactly-once effect
-            handler(uow, env)
-            uow.commit()
-
-    def drain(self) -> int:
-        total = 0
-        while (n := self.run_once()) > 0:
-            total += n
-        return total
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="omni-outbox-relay", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        # One pass per interval, not one per commit: under load each pass publishes a batch, so the
-        # relay adds a handful of commits per second instead of one per request. Events committed
-        # by other processes are picked up by the idle poll.
-        last_pass = 0.0
-        while not self._stop.wait(self.interval):
-            if not self._dirty.is_set() and time.monotonic() - last_pass < IDLE_POLL_SECONDS:
-                continue
-            self._dirty.clear()
-            last_pass = time.monotonic()
-            try:
-                self.drain()
-            except Exception:  # the relay must outlive a bad moment; rows stay unpublished
-                log.exception("outbox relay pass failed; will retry")
-                self._stop.wait(1.0)
+            env = envelope_of(row)
+            for sub in [*self._subscriptions.get(row.type, []), *self._subscriptions.get(ANY_EVENT, [])]:
+                if sub.wants(self.db, env):
+                    handle_once(self.db, sub.consumer, sub.handler, env)
