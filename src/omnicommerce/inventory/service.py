@@ -790,3 +790,168 @@ def _change(change_id: str, kind: Any, positions: Iterable[StockPosition]) -> St
             for p in sorted(positions, key=lambda p: p.key)
         ],
     )
+
+
+# === fulfillment: routing reads, moving and consuming an order's allocations ====================
+
+
+def order_allocations(uow: UnitOfWork, *, order_id: str) -> list[Allocation]:
+    """The order's allocations now (its committed holds, summed per sku and location)."""
+    return _allocations(repo.order_holds(uow.conn, order_id, [HoldState.COMMITTED]))
+
+
+def sourcing_positions(
+    uow: UnitOfWork, *, skus: Iterable[str], channel: str
+) -> tuple[list[tuple[StockPosition, LocationInfo]], ChannelRule]:
+    """Every stock row of ``skus`` with its location, and the channel's rule (one statement, no
+    locks): what routing builds its candidates from. The conditional update decides later."""
+    return repo.sited_positions_with_rule(uow.conn, channel=channel, skus=sorted(set(skus)), lock=False)
+
+
+def move_allocations(
+    uow: UnitOfWork, *, order_id: str, moves: Mapping[RowKey, int], reason: str, actor: str
+) -> None:
+    """Change an order's allocations by ``moves`` ((sku, location) → signed units), atomically.
+
+    Rows are locked in (sku, location_id) order; positive moves take units with the conditional
+    update (ATP must cover them, so two orders never get the same last units); negative moves
+    give the order's units back. All or nothing: if a row refuses, the rows already moved are put
+    back and ``InsufficientStock`` is raised with nothing changed."""
+    moves = {k: n for k, n in moves.items() if n != 0}
+    if not moves:
+        return
+    repo.lock_rows(uow.conn, moves.keys())
+    held = repo.order_holds(uow.conn, order_id, [HoldState.COMMITTED])
+    gives = {k: -n for k, n in moves.items() if n < 0}
+    released, remainders = _take_units(held, gives, order_id)
+    takes = {k: n for k, n in moves.items() if n > 0}
+    moved = repo.try_reserve(uow.conn, takes, buffer=0)
+    if moved != set(takes):
+        repo.shift_reserved(uow.conn, {k: -takes[k] for k in moved})
+        short: dict[str, int] = {}
+        for (sku, loc), n in takes.items():
+            if (sku, loc) not in moved:
+                short[sku] = short.get(sku, 0) + n
+        raise InsufficientStock(short)
+    repo.shift_reserved(uow.conn, {k: -n for k, n in gives.items()})
+    now = clock.now()
+    new = [
+        Hold(new_id("hld"), order_id, sku, loc, n, HoldState.COMMITTED, now, order_id)
+        for (sku, loc), n in sorted(takes.items())
+    ]
+    _swap_holds(uow, released, [*remainders, *new])
+    repo.append_ledger(
+        uow.conn,
+        [LedgerEntry(sku, loc, 0, n, reason, order_id, actor) for (sku, loc), n in sorted(moves.items())],
+    )
+    if gives:
+        uow.emit(AllocationReleased(order_id=order_id, reason=reason, allocations=_row_lines(gives)))
+    if takes:
+        uow.emit(StockCommitted(owner_id=order_id, order_id=order_id, allocations=_row_lines(takes)))
+
+
+def consume_allocations(
+    uow: UnitOfWork, *, order_id: str, location_id: str, lines: Mapping[str, int], reason: str, actor: str
+) -> None:
+    """Units of an order's allocation leave ``location_id`` for good: shipped or handed over
+    (``reason`` "ship"/"pickup"), or not on the shelf after all ("not_found"). ``reserved`` and
+    ``on_hand`` fall together (``on_hand`` never below zero), in one ledger row per sku."""
+    units = {(sku, location_id): n for sku, n in _checked(lines).items() if n > 0}
+    if not units:
+        return
+    before = repo.lock_rows(uow.conn, units.keys())
+    held = repo.order_holds(uow.conn, order_id, [HoldState.COMMITTED])
+    released, remainders = _take_units(held, units, order_id)
+    _swap_holds(uow, released, remainders)
+    repo.shift_reserved(uow.conn, {k: -n for k, n in units.items()})
+    leave = {k: -min(n, max(0, before[k].on_hand)) for k, n in units.items() if k in before}
+    after = repo.add_on_hand(uow.conn, leave)
+    repo.append_ledger(
+        uow.conn,
+        [
+            LedgerEntry(sku, loc, leave.get((sku, loc), 0), -n, reason, order_id, actor)
+            for (sku, loc), n in sorted(units.items())
+        ],
+    )
+    uow.emit(
+        StockAdjusted(location_id=location_id, lines=_qty_lines(leave), reason=reason, reference=order_id)
+    )
+    _flag_shortfalls(uow, after.values(), reason)
+
+
+def _take_units(
+    held: Sequence[Hold], units: Mapping[RowKey, int], order_id: str
+) -> tuple[list[Hold], list[Hold]]:
+    """Which of the order's committed holds give ``units`` back per row: the holds released
+    whole, and new committed holds for what stays of the last one touched on each row."""
+    released: list[Hold] = []
+    remainders: list[Hold] = []
+    for key, want in sorted(units.items()):
+        left = want
+        for h in (h for h in held if h.key == key):
+            if left <= 0:
+                break
+            released.append(h)
+            if h.quantity > left:
+                remainders.append(replace(h, id=new_id("hld"), owner_id=order_id, quantity=h.quantity - left))
+            left -= h.quantity
+        if left > 0:
+            raise InvalidInput(
+                f"order {order_id!r} has {want - left} of {key[0]!r} allocated at {key[1]!r}, not {want}"
+            )
+    return released, remainders
+
+
+def _swap_holds(uow: UnitOfWork, released: Sequence[Hold], new: Sequence[Hold]) -> None:
+    """Retire ``released`` (committed → released) and insert ``new``; the rows are locked."""
+    moved = repo.transition(
+        uow.conn,
+        [h.id for h in released],
+        from_state=HoldState.COMMITTED,
+        to_state=next_state(HoldState.COMMITTED, HoldAction.CANCEL),
+    )
+    _expect(moved, released)
+    repo.insert_holds(uow.conn, new)
+
+
+def _row_lines(units: Mapping[RowKey, int]) -> list[AllocationLine]:
+    return [AllocationLine(sku=sku, location_id=loc, quantity=n) for (sku, loc), n in sorted(units.items())]
+
+
+def record_return(
+    uow: UnitOfWork,
+    *,
+    location_id: str,
+    sellable: Mapping[str, int],
+    damaged: Mapping[str, int],
+    reference: str,
+    actor: str,
+) -> None:
+    """Returned units received at ``location_id`` (any location: returns anywhere). Sellable ones
+    go back on hand there (ledger reason ``return``); damaged ones are recorded (reason
+    ``return_damaged``, no change to sellable stock) for the damaged bucket of the return."""
+    repo.get_location(uow.conn, location_id)
+    deltas = {(sku, location_id): n for sku, n in _checked(sellable).items() if n > 0}
+    if deltas:
+        repo.add_on_hand(uow.conn, deltas)
+    entries = [
+        LedgerEntry(sku, loc, n, 0, "return", reference, actor) for (sku, loc), n in sorted(deltas.items())
+    ]
+    entries += [
+        LedgerEntry(sku, location_id, 0, 0, "return_damaged", reference, actor, f"{n} damaged unit(s)")
+        for sku, n in sorted(_checked(damaged).items())
+        if n > 0
+    ]
+    repo.append_ledger(uow.conn, entries)
+    if deltas:
+        uow.emit(
+            StockAdjusted(
+                location_id=location_id, lines=_qty_lines(deltas), reason="return", reference=reference
+            )
+        )
+
+
+def lock_stock_rows(uow: UnitOfWork, keys: Iterable[RowKey]) -> None:
+    """Lock stock rows in (sku, location_id) order before a multi-order move, so its later
+    statements never wait on a row in another order than every other writer's."""
+    repo.lock_rows(uow.conn, set(keys))
