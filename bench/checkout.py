@@ -7,7 +7,13 @@ read the order back. Run with 8 and 32 concurrent clients for a fixed window aga
 gives the baseline. Also: SQL statements per flow (counted in-process on the same database) and
 available-to-promise latency for one SKU across every location.
 
-    omni bench checkout [--seconds 20] [--clients 8,32] [--workers 2]
+    omni bench checkout [--seconds 20] [--clients 8,32] [--workers 2] [--with-relay]
+
+The API processes run as in production (docs/deploy.md): the event consumers that react to a
+placed order (fulfillment routing, the customer profile, webhooks) run in ``omni worker``
+processes of their own, not in the measured path, so the server starts with
+``OMNI_API_RUNS_RELAY=false`` and the events wait in the outbox. ``--with-relay`` measures the
+single-process layout instead, with every consumer running inside the API processes.
 """
 
 from __future__ import annotations
@@ -193,6 +199,9 @@ def main() -> None:
     parser.add_argument("--clients", default="8,32", help="comma-separated concurrency levels")
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument(
+        "--with-relay", action="store_true", help="run the event consumers inside the API processes"
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
 
@@ -206,7 +215,8 @@ def main() -> None:
         statements = count_statements(url, web_key, skus[0])
         print(f"  SQL statements per full flow = {statements}")
         runs = []
-        with server(url, port=8765, workers=args.workers) as base:
+        relay = {"OMNI_API_RUNS_RELAY": "true" if args.with_relay else "false"}
+        with server(url, port=8765, workers=args.workers, extra_env=relay) as base:
             asyncio.run(drive(base, web_key, skus, min(levels), 3))  # warm-up
             for clients in levels:
                 run = asyncio.run(drive(base, web_key, skus, clients, args.seconds))
