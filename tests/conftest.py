@@ -100,7 +100,10 @@ def db(_shared_db: Database) -> Iterator[Database]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        database_url=database_url, secret_key="test-secret-key-0123456789abcdef0123", api_key_cache_seconds=0
+        database_url=database_url,
+        secret_key="test-secret-key-0123456789abcdef0123",
+        api_key_cache_seconds=0,
+        rate_limit_enabled=False,
     )
 
 

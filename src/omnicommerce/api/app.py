@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import import_module
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import omnicommerce
+from omnicommerce.integrations.jobs import WebhookDispatcher
 from omnicommerce.platform.config import Settings, get_settings
 from omnicommerce.platform.db import Database
-from omnicommerce.platform.errors import ServiceUnavailable, install_handlers
-from omnicommerce.platform.outbox import Relay
+from omnicommerce.platform.errors import PROBLEM_JSON, ServiceUnavailable, install_handlers
+from omnicommerce.platform.limits import (
+    BodySizeLimitMiddleware,
+    RateLimitMiddleware,
+    credential_free_paths,
+)
+from omnicommerce.platform.observability import (
+    Metrics,
+    RequestContextMiddleware,
+    RouteTemplates,
+    configure_logging,
+    metrics_endpoint,
+    telemetry_config,
+)
+from omnicommerce.platform.outbox import load_subscribers
+from omnicommerce.platform.scheduler import Scheduler
+from omnicommerce.platform.stream import make_relay
 
 log = logging.getLogger("omnicommerce.api")
 
@@ -29,12 +42,19 @@ CONTEXT_ROUTERS = (
     "omnicommerce.pricing.api",
     "omnicommerce.inventory.api",
     "omnicommerce.customers.api",
+    "omnicommerce.customers.segments.api",
+    "omnicommerce.customers.privacy.api",
     "omnicommerce.carts.api",
     "omnicommerce.orders.api",
+    "omnicommerce.fulfillment.api",
+    "omnicommerce.integrations.api",
     "omnicommerce.api.me",
     "omnicommerce.api.auth",
     "omnicommerce.api.admin",
 )
+# Mounted at the root, not under /api/v1: the Segment tracking API (/v1/track …), so existing
+# trackers only change their host.
+ROOT_ROUTERS = ("omnicommerce.customers.segment_api",)
 
 DESCRIPTION = """
 One system of record behind every channel: web, app, store POS, call center.
@@ -50,17 +70,27 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, run_relay: bool = True
 ) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings)
     db = db or Database(settings.database_url, pool_size=settings.db_pool_size)
-    relay = Relay(db, interval=settings.relay_interval_seconds)
+    # In-process subscribers by default; with OMNI_NATS_URL the relay publishes to JetStream instead.
+    relay = make_relay(db, settings, load_subscribers())
+    webhooks = WebhookDispatcher(db, settings)
+    scheduler = Scheduler(db, settings) if run_relay and settings.scheduler_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The objects alive at startup (modules, routes, tables, compiled statements) live as long
         # as the app: keep the collector from rescanning them (a ~100 ms full pass every so often).
         gc.freeze()
-        if run_relay:
+        if run_relay and settings.api_runs_relay:
             relay.start()
+            webhooks.start()
+        if scheduler is not None:  # periodic jobs; a lease row keeps each to one process at a time
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
+        webhooks.stop()
         relay.stop()
         gc.unfreeze()
 
@@ -69,40 +99,95 @@ def create_app(
         version=omnicommerce.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=telemetry_config(settings),  # type: ignore[arg-type]
     )
     app.state.settings = settings
     app.state.db = db
     app.state.relay = relay
+    app.state.webhooks = webhooks
+    app.state.scheduler = scheduler
     install_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    _install_defences_and_observability(app, settings, db)
+    app.openapi = _openapi_with_common_problems(app)  # type: ignore[method-assign]
     app.include_router(_health_router())
     for module in CONTEXT_ROUTERS:
         app.include_router(import_module(module).router, prefix="/api/v1")
+    for module in ROOT_ROUTERS:
+        app.include_router(import_module(module).router)
     return app
 
 
-_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+def _install_defences_and_observability(app: FastAPI, settings: Settings, db: Database) -> None:
+    """Middleware, outermost first: request id + metrics + access log, rate limit, body size."""
+    metrics = Metrics(db)
+    app.state.metrics = metrics
+    app.add_route("/metrics", metrics_endpoint(metrics, settings), methods=["GET"], include_in_schema=False)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=metrics.reject)
+    if settings.rate_limit_enabled:
+        app.add_middleware(
+            RateLimitMiddleware,
+            settings=settings,
+            credential_free=lambda: credential_free_paths(app),
+            on_reject=metrics.reject,
+        )
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        templates=RouteTemplates(app),
+        access_log=settings.access_log,
+    )
 
 
-class RequestIdMiddleware:
-    """Echo or mint ``X-Request-Id`` (plain ASGI: BaseHTTPMiddleware costs a task per request)."""
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details; some problems add fields (errors, shortages, …)",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+def _openapi_with_common_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` documenting, on every operation, the problems any route may answer besides
+    its own: malformed JSON and too large bodies, missing credentials or scopes, validation
+    (rendered as problem+json, not FastAPI's default JSON), rate limits, database outages."""
+    generate = app.openapi
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
-            await send(message)
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
+            for path_item in schema["paths"].values():
+                for operation in path_item.values():
+                    _document_common_problems(operation)
+        return generate()
 
-        await self.app(scope, receive, send_with_id)
+    return openapi
+
+
+def _document_common_problems(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    parameters = operation.get("parameters", [])
+    authenticated = any(p["in"] == "header" and p["name"].lower() == "authorization" for p in parameters)
+    common = [("429", "Too many requests (see `Retry-After`)"), ("503", "Service unavailable; retry")]
+    if "requestBody" in operation:
+        common += [("400", "Malformed JSON"), ("413", "Payload too large"), ("422", "Invalid request")]
+    if parameters:
+        common.append(("422", "Invalid request"))
+    if authenticated:
+        common += [("401", "Authentication required"), ("403", "Forbidden (missing scope)")]
+    for code, description in common:
+        responses.setdefault(code, {"description": description})
+    for code, response in responses.items():
+        content = response.get("content")
+        if code.startswith(("4", "5")) and (not content or "application/json" in content):
+            response["content"] = _PROBLEM_CONTENT  # errors are always problem+json here
 
 
 def _health_router() -> APIRouter:

@@ -185,6 +185,13 @@ def serve(
     )
 
 
+app.add_typer(__import__("omnicommerce.cli.stream", fromlist=["app"]).app)  # omni relay / worker
+app.add_typer(__import__("omnicommerce.cli.fulfillment", fromlist=["app"]).app, name="fulfillment")
+app.add_typer(__import__("omnicommerce.cli.customers", fromlist=["app"]).app, name="customers")
+app.add_typer(__import__("omnicommerce.cli.segments", fromlist=["app"]).app, name="segments")
+app.add_typer(__import__("omnicommerce.cli.scheduler", fromlist=["app"]).app, name="jobs")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
     ctx: typer.Context,

@@ -41,6 +41,12 @@ class Scope(StrEnum):
     CARTS_WRITE = "carts:write"
     ORDERS_READ = "orders:read"
     ORDERS_WRITE = "orders:write"
+    FULFILLMENT_READ = "fulfillment:read"
+    FULFILLMENT_WRITE = "fulfillment:write"
+    EVENTS_WRITE = "events:write"
+    SEGMENTS_READ = "segments:read"
+    SEGMENTS_WRITE = "segments:write"
+    PRIVACY_WRITE = "privacy:write"
 
 
 # What a signed-in shopper may do; services further limit them to their own records.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +18,42 @@ class Settings(BaseSettings):
     )
     nats_url: str | None = Field(
         default=None,
-        description="NATS JetStream URL for the scale-out relay (not used yet: events stay in-process)",
+        description="NATS JetStream URL: the relay publishes events there and `omni worker` runs the "
+        "subscribers (unset: events are delivered in-process)",
+    )
+    nats_stream: str = Field(default="OMNI", description="JetStream stream holding every event")
+    nats_subject_prefix: str = Field(
+        default="omni", description="First subject token: events go to <prefix>.<context>.<type>"
+    )
+    nats_stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="Stream replicas (3 on a JetStream cluster of 3 or more servers)"
+    )
+    api_runs_relay: bool = Field(
+        default=True,
+        description="Run the outbox relay and the webhook dispatcher inside each API process (turn off "
+        "when `omni relay` / `omni worker` run as processes of their own)",
+    )
+    nats_duplicate_window_seconds: float = Field(
+        default=600, gt=0, description="JetStream de-duplication window (Nats-Msg-Id = event id)"
+    )
+    worker_max_deliver: int = Field(
+        default=5, ge=1, description="Failed deliveries of an event before it goes to <prefix>.dlq.<consumer>"
+    )
+    worker_backoff_seconds: list[float] = Field(
+        default=[1.0, 5.0, 30.0, 120.0],
+        description="Redelivery delay after the 1st, 2nd, … failure (the last repeats); JSON list",
+    )
+    worker_ack_wait_seconds: float = Field(
+        default=30.0, gt=0, description="A message unacknowledged this long (its worker died) is redelivered"
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Delivery attempts before a webhook fails")
+    webhook_backoff_base_seconds: float = Field(
+        default=2.0, gt=0, description="Webhook retry delay: base * 2^(attempt-1), capped at 1 hour"
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one webhook POST")
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Let webhook URLs point at loopback/private addresses (development only: SSRF)",
     )
     secret_key: str = Field(
         default="dev-only-change-me-0123456789abcdef",
@@ -33,6 +69,59 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1, description="Connections per process (PostgreSQL)")
     relay_interval_seconds: float = Field(default=0.2, gt=0, description="Outbox relay poll interval")
     log_level: str = Field(default="INFO")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text or one JSON object per line (with request_id)"
+    )
+    access_log: bool = Field(default=True, description="One INFO line per request (method, route, status)")
+    metrics_token: str | None = Field(
+        default=None, description="When set, GET /metrics needs `Authorization: Bearer <token>`"
+    )
+    otel_enabled: bool = Field(
+        default=False,
+        description="OpenTelemetry traces via FastAPI's native telemetry (needs opentelemetry-sdk, "
+        "opentelemetry-exporter-otlp-proto-http and OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    rate_limit_enabled: bool = Field(default=True, description="Token-bucket rate limits (per process)")
+    rate_limit_per_minute: int = Field(
+        default=36000, ge=1, description="Requests per minute per API key (integrations, POS)"
+    )
+    rate_limit_customer_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per customer token"
+    )
+    rate_limit_anonymous_per_minute: int = Field(
+        default=300, ge=1, description="Requests per minute per client IP without a credential"
+    )
+    rate_limit_burst_seconds: float = Field(
+        default=10.0, gt=0, description="Bucket size: this many seconds' worth of requests at once"
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="Largest request body accepted (413 above it)"
+    )
+    privacy_hash_key: str | None = Field(
+        default=None,
+        description="Keys the suppression list's hashes of erased identifiers (HMAC-SHA256); keep it "
+        "stable and secret (unset: the secret key is used)",
+    )
+    scheduler_enabled: bool = Field(
+        default=True,
+        description="Run the periodic jobs inside `omni serve` and `omni worker` (each job runs in one "
+        "process at a time, whatever the number of processes)",
+    )
+    scheduler_tick_seconds: float = Field(default=1.0, gt=0, description="How often the scheduler looks for due jobs")
+    hold_sweep_seconds: float = Field(
+        default=60, ge=0, description="Release expired stock holds every N seconds (0: off)"
+    )
+    pickup_sweep_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="Cancel and refund pickups past their window, retry pending refunds, every N seconds (0: off)",
+    )
+    reoptimize_seconds: float = Field(
+        default=300, ge=0, description="Re-plan open shipment orders together (batch) every N seconds (0: off)"
+    )
+    reoptimize_time_budget_seconds: float = Field(
+        default=20, gt=0, description="Solver time budget of one channel's scheduled batch re-planning"
+    )
 
 
 @lru_cache
