@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from omnicommerce.platform import auth
 from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.channels import Channel, list_channels, upsert_channel
-from omnicommerce.platform.errors import problem_schema
+from omnicommerce.platform.errors import NotFound, problem_schema
 from omnicommerce.platform.money import check_currency
 from omnicommerce.platform.web import IdempotencyKey, ReadUoW, UoW, require
 
@@ -116,7 +116,9 @@ def get_keys(_: Admin, uow: ReadUoW) -> list[KeyOut]:
     ]
 
 
-@router.delete("/keys/{key_id}", status_code=204, summary="Revoke an API key")
+@router.delete(
+    "/keys/{key_id}", status_code=204, summary="Revoke an API key", responses=problem_schema(NotFound)
+)
 def revoke_key(key_id: str, _: Admin, uow: UoW) -> None:
     auth.revoke_api_key(uow.conn, key_id)
     uow.commit()

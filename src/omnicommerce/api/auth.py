@@ -86,6 +86,7 @@ def refresh(body: RefreshRequest, uow: UoW, settings: AppSettings) -> TokenPair:
 @router.post(
     "/otp/start",
     status_code=202,
+    response_class=Response,
     summary="Send a one-time sign-in code to an email",
     responses=problem_schema(UnknownChannel, InvalidEmail),
 )

@@ -35,6 +35,7 @@ from omnicommerce.carts.schemas import (
 )
 from omnicommerce.inventory.domain import InsufficientStock
 from omnicommerce.platform.auth import Principal, Scope
+from omnicommerce.platform.channels import UnknownChannel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import problem_schema
 from omnicommerce.platform.money import CurrencyMismatch
@@ -110,7 +111,7 @@ def _done(uow: UnitOfWork, cart: Cart) -> CartOut:
     response_model=CartOut,
     responses={
         200: {"description": "The customer's existing open cart, now on this channel"},
-        **problem_schema(CurrencyMismatch),
+        **problem_schema(CurrencyMismatch, UnknownChannel),
     },
 )
 def create_cart(
