@@ -25,7 +25,12 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _settings() -> Settings:
-    return get_settings()
+    """The settings, with logging set up as in the API (JSON or text, redacted)."""
+    from omnicommerce.platform.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    return settings
 
 
 def _redact(url: str) -> str:
@@ -66,6 +71,9 @@ def worker(
     ] = None,
     batch: Annotated[int, typer.Option(help="Messages pulled per fetch")] = 50,
     webhooks: Annotated[bool, typer.Option(help="Also deliver due webhooks")] = True,
+    scheduler: Annotated[
+        bool, typer.Option(help="Also run the periodic jobs (off as well with OMNI_SCHEDULER_ENABLED=false)")
+    ] = True,
 ) -> None:
     """Run every subscriber on durable JetStream pull consumers (needs OMNI_NATS_URL).
 
@@ -75,6 +83,7 @@ def worker(
     from omnicommerce.integrations.jobs import WebhookDispatcher
     from omnicommerce.platform.db import Database
     from omnicommerce.platform.outbox import load_subscribers
+    from omnicommerce.platform.scheduler import Scheduler
     from omnicommerce.platform.stream import StreamSettings, Worker, durable_name
 
     settings = _settings()
@@ -93,14 +102,19 @@ def worker(
     the_worker = Worker(db, StreamSettings.from_settings(settings), subscriptions, batch=batch)
     stop = _stop_on_signals()
     dispatcher = WebhookDispatcher(db, settings) if webhooks else None
+    jobs = Scheduler(db, settings) if scheduler and settings.scheduler_enabled else None
     for sub in subscriptions:
         console.print(f"  consumer [bold]{durable_name(sub)}[/] ← {sub.event_type}")
     console.print(f"[green]worker[/] on {_redact(settings.nats_url)} stream {settings.nats_stream}")
     if dispatcher is not None:
         dispatcher.start()
+    if jobs is not None:
+        jobs.start()
     try:
         the_worker.run(stop)
     finally:
+        if jobs is not None:
+            jobs.stop()
         if dispatcher is not None:
             dispatcher.stop()
         db.dispose()
