@@ -5,28 +5,48 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
-from omnicommerce.customers import service
+from omnicommerce.customers import consent, identity, ingestion, profile, service
 from omnicommerce.customers.domain import (
     ContactRequired,
     CustomerExists,
     CustomerNotFound,
     InvalidEmail,
+    InvalidIdentityRules,
     InvalidPhone,
+    MergeNotFound,
 )
-from omnicommerce.customers.schemas import Customer, CustomerCreate, CustomerUpdate
+from omnicommerce.customers.ingestion import BatchTooLarge
+from omnicommerce.customers.schemas import (
+    ConsentOut,
+    ConsentsUpdate,
+    Customer,
+    CustomerCreate,
+    CustomerUpdate,
+    EventBatchIn,
+    IdentityRulesDoc,
+    IdentityRulesOut,
+    IngestResult,
+    MergeOut,
+    Profile,
+    UnmergeResult,
+)
 from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.channels import ChannelMismatch, ChannelRequired, UnknownChannel
 from omnicommerce.platform.errors import Forbidden, Unauthorized, problem_schema
 from omnicommerce.platform.idempotency import IdempotencyConflict
-from omnicommerce.platform.web import IdempotencyKey, Page, ReadUoW, UoW, require
+from omnicommerce.platform.web import BadCursor, IdempotencyKey, Page, ReadUoW, UoW, require
 
 router = APIRouter(tags=["customers"])
 
 CustomersRead = Annotated[Principal, Depends(require(Scope.CUSTOMERS_READ))]
 CustomersWrite = Annotated[Principal, Depends(require(Scope.CUSTOMERS_WRITE))]
+# Ids are checked before any query: a NUL or other stray character would be a database error.
+CustomerId = Annotated[
+    str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", examples=["cus_01J9Z3ABCDEFGHJKMNPQRSTVWX"])
+]
 # Customer tokens carry no customers:* scope; the service lets them reach their own record only.
 Anyone = Annotated[Principal, Depends(require())]
 
@@ -79,7 +99,7 @@ def search_customers(
     summary="Get a customer",
     responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound),
 )
-def get_customer(customer_id: str, actor: Anyone, uow: ReadUoW) -> Customer:
+def get_customer(customer_id: CustomerId, actor: Anyone, uow: ReadUoW) -> Customer:
     return service.get_customer(uow, actor, customer_id)
 
 
@@ -91,7 +111,123 @@ def get_customer(customer_id: str, actor: Anyone, uow: ReadUoW) -> Customer:
         Unauthorized, Forbidden, CustomerNotFound, CustomerExists, InvalidEmail, InvalidPhone
     ),
 )
-def update_customer(customer_id: str, body: CustomerUpdate, actor: Anyone, uow: UoW) -> Customer:
+def update_customer(customer_id: CustomerId, body: CustomerUpdate, actor: Anyone, uow: UoW) -> Customer:
     customer = service.update_profile(uow, actor, customer_id, body)
     uow.commit()
     return customer
+
+
+# --- customer data platform ----------------------------------------------------------------------
+
+EventsWrite = Annotated[Principal, Depends(require(Scope.EVENTS_WRITE))]
+Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
+
+
+@router.post(
+    "/events",
+    response_model=IngestResult,
+    summary="Ingest customer events (own schema; Segment-shaped events)",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden, BatchTooLarge, IdempotencyConflict),
+)
+def ingest_events(body: EventBatchIn, actor: EventsWrite, uow: UoW, idem: IdempotencyKey) -> JSONResponse:
+    """Each event is validated on its own: the answer is 200 with a result per event
+    (`accepted`, `duplicate` by `messageId`, or `rejected` with its errors)."""
+    return idem.run(
+        uow,
+        body,
+        lambda: ingestion.retry_deadlocks(
+            uow, lambda: ingestion.ingest(uow, actor, body.batch, sent_at=body.sent_at, context=body.context)
+        ),
+        status=200,
+    )
+
+
+@router.get(
+    "/identity/rules",
+    response_model=IdentityRulesOut,
+    summary="The identity resolution rules",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden),
+)
+def get_identity_rules(actor: CustomersRead, uow: ReadUoW) -> IdentityRulesOut:
+    return identity.get_rules(uow, actor)
+
+
+@router.put(
+    "/identity/rules",
+    response_model=IdentityRulesOut,
+    summary="Replace the identity resolution rules (admin)",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden, InvalidIdentityRules),
+)
+def put_identity_rules(body: IdentityRulesDoc, actor: Admin, uow: UoW) -> IdentityRulesOut:
+    rules = identity.set_rules(uow, actor, body)
+    uow.commit()
+    return rules
+
+
+@router.post(
+    "/customers/{customer_id}/unmerge",
+    response_model=UnmergeResult,
+    summary="Split a wrongly merged profile back out",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden, MergeNotFound),
+)
+def unmerge_customer(customer_id: CustomerId, actor: CustomersWrite, uow: UoW) -> UnmergeResult:
+    result = identity.unmerge(uow, actor, customer_id)
+    uow.commit()
+    return result
+
+
+@router.get(
+    "/customers/{customer_id}/merges",
+    response_model=list[MergeOut],
+    summary="The merge journal of a profile, with evidence",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound),
+)
+def list_merges(customer_id: CustomerId, actor: CustomersRead, uow: ReadUoW) -> list[MergeOut]:
+    return identity.merges(uow, actor, customer_id)
+
+
+@router.get(
+    "/customers/{customer_id}/profile",
+    response_model=Profile,
+    summary="The customer 360: identities, computed traits, unified timeline",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound, BadCursor),
+)
+def get_profile(
+    customer_id: CustomerId,
+    actor: Anyone,
+    uow: ReadUoW,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Profile:
+    return profile.get_profile(uow, actor, customer_id, cursor=cursor, limit=limit)
+
+
+@router.put(
+    "/customers/{customer_id}/consents",
+    response_model=list[ConsentOut],
+    summary="Record consent decisions (per purpose and channel)",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound),
+)
+def put_consents(customer_id: CustomerId, body: ConsentsUpdate, actor: Anyone, uow: UoW) -> list[ConsentOut]:
+    """Opt-in: no decision means no consent. A decision older than the stored one is ignored."""
+    result = consent.set_consents(uow, actor, customer_id, body)
+    uow.commit()
+    return result
+
+
+@router.get(
+    "/customers/{customer_id}/consents",
+    response_model=list[ConsentOut],
+    summary="A profile's consent decisions",
+    tags=["customer data"],
+    responses=problem_schema(Unauthorized, Forbidden, CustomerNotFound),
+)
+def get_consents(customer_id: CustomerId, actor: Anyone, uow: ReadUoW) -> list[ConsentOut]:
+    return consent.consents(uow, actor, customer_id)

@@ -43,4 +43,72 @@ class CustomerOtpRequested(Event):
     channel: str
 
 
-CustomerEvent = CustomerCreated | CustomerUpdated | CustomerSignedIn | CustomerOtpRequested
+class IdentityLinked(Event):
+    """Identifiers joined a profile (types only: the values are personal data)."""
+
+    context = "customers"
+    type: Literal["identity.linked"] = "identity.linked"
+    version: Literal[1] = 1
+    customer_id: str
+    identifier_types: list[str]
+    source: str
+
+
+class CustomerMerged(Event):
+    """``merged_id`` was folded into ``survivor_id``: its identities and events now belong there."""
+
+    context = "customers"
+    type: Literal["customer.merged"] = "customer.merged"
+    version: Literal[1] = 1
+    merge_id: str
+    survivor_id: str
+    merged_id: str
+    source: str
+    identifier_types: list[str]  # the evidence, by type
+
+
+class CustomerUnmerged(Event):
+    """A wrong merge was split back out: ``customer_id`` has its identities and events again."""
+
+    context = "customers"
+    type: Literal["customer.unmerged"] = "customer.unmerged"
+    version: Literal[1] = 1
+    merge_id: str
+    customer_id: str
+    survivor_id: str
+    by: str
+
+
+class CustomerEventsIngested(Event):
+    """One ingestion request stored events (one document per request, not per event)."""
+
+    context = "customers"
+    type: Literal["customer.events_ingested"] = "customer.events_ingested"
+    version: Literal[1] = 1
+    source: str
+    accepted: int
+    customer_ids: list[str]  # the profiles that received events
+
+
+class ConsentChanged(Event):
+    """Consent decisions recorded for a customer (purposes and channels; no personal data)."""
+
+    context = "customers"
+    type: Literal["customer.consent_changed"] = "customer.consent_changed"
+    version: Literal[1] = 1
+    customer_id: str
+    decisions: list[dict[str, str | bool]]  # purpose, channel, granted
+    source: str
+
+
+CustomerEvent = (
+    CustomerCreated
+    | CustomerUpdated
+    | CustomerSignedIn
+    | CustomerOtpRequested
+    | IdentityLinked
+    | CustomerMerged
+    | CustomerUnmerged
+    | CustomerEventsIngested
+    | ConsentChanged
+)

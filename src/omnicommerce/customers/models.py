@@ -1,6 +1,18 @@
-"""customers tables: profiles, refresh tokens, one-time sign-in codes."""
+"""customers tables: profiles, refresh tokens, one-time sign-in codes, and the customer data
+platform: ingested events, the identity graph, the merge journal and the identity rules."""
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from omnicommerce.platform.db import UTCDateTime, metadata
 
@@ -19,7 +31,10 @@ customers = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("version", Integer, nullable=False, default=1),
+    # Set when this profile was merged into another: the surviving root (kept flat, never a chain).
+    Column("merged_into", String(40), nullable=True),
     Index("ix_customers_last_name", "last_name"),
+    Index("ix_customers_merged_into", "merged_into"),
 )
 
 refresh_tokens = Table(
@@ -51,4 +66,105 @@ otp_codes = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("consumed_at", UTCDateTime(), nullable=True),
+)
+
+
+# --- customer data platform ----------------------------------------------------------------------
+
+customer_identities = Table(
+    "customer_identities",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("type", String(30), nullable=False),
+    Column("value", String(254), nullable=False),  # normalised (email lower-case, phone E.164)
+    Column("customer_id", String(40), nullable=False),  # the profile it belongs to now (a root)
+    # The profile it was first linked to; unmerge sends it back to that side of the split.
+    Column("origin_customer_id", String(40), nullable=False),
+    Column("source", String(80), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # One owner per identifier: concurrent events race on this constraint, not on a read.
+    UniqueConstraint("type", "value", name="uq_customer_identities_type_value"),
+    Index("ix_customer_identities_customer_id", "customer_id"),
+)
+
+customer_events = Table(
+    "customer_events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("message_id", String(200), nullable=False, unique=True),  # dedupe key (Segment messageId)
+    Column("type", String(20), nullable=False),  # track identify page screen alias group
+    Column("name", String(200), nullable=True),  # track event name, page or screen name
+    Column("customer_id", String(40), nullable=True),  # None until an identity links the visitor
+    Column("origin_customer_id", String(40), nullable=True),  # see customer_identities
+    Column("anonymous_id", String(200), nullable=True),
+    Column("user_id", String(200), nullable=True),
+    Column("channel", String(40), nullable=True),
+    Column("source", String(80), nullable=False),  # the API key id, or an internal context name
+    Column("timestamp", UTCDateTime(), nullable=False),  # when it happened (skew-corrected)
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: properties, traits, context
+    Index("ix_customer_events_customer_id_timestamp", "customer_id", "timestamp"),
+    Index("ix_customer_events_anonymous_id", "anonymous_id"),
+)
+
+customer_merges = Table(
+    "customer_merges",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("survivor_id", String(40), nullable=False, index=True),
+    Column("merged_id", String(40), nullable=False, index=True),
+    Column("source", String(80), nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: the identifiers and event that caused it
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("undone_at", UTCDateTime(), nullable=True),
+    Column("undone_by", String(40), nullable=True),
+)
+
+identity_rules = Table(
+    "identity_rules",
+    metadata,
+    Column("id", String(40), primary_key=True),  # "default": one rule set per installation
+    Column("document", Text, nullable=False),  # JSON, validated by domain.IdentityRules
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(40), nullable=False),
+)
+
+customer_consents = Table(
+    "customer_consents",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),  # the account the decision was made by
+    Column("purpose", String(30), primary_key=True),  # marketing, personalization, sale_of_data …
+    Column("channel", String(20), primary_key=True),  # email, sms, push … or "any"
+    Column("granted", Boolean, nullable=False),
+    Column("source", String(80), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),  # when the person decided
+)
+
+# Computed traits, kept per account (the profile a row first belonged to) and updated with every
+# ingested event; a merged profile reads the sum of its accounts, so an unmerge splits them too.
+customer_traits = Table(
+    "customer_traits",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    Column("event_count", Integer, nullable=False),
+)
+
+customer_channels = Table(
+    "customer_channels",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("channel", String(40), primary_key=True),
+)
+
+customer_order_stats = Table(
+    "customer_order_stats",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("order_count", Integer, nullable=False),  # placed minus cancelled
+    Column("lifetime_value", BigInteger, nullable=False),  # minor units: placed - cancelled - refunded
+    Column("last_purchase_at", UTCDateTime(), nullable=True),
 )

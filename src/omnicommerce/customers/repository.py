@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, case, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from omnicommerce.customers.models import customers, otp_codes, refresh_tokens
+from omnicommerce.customers.domain import Identifier
+from omnicommerce.customers.models import (
+    customer_channels,
+    customer_consents,
+    customer_events,
+    customer_identities,
+    customer_merges,
+    customer_order_stats,
+    customer_traits,
+    customers,
+    identity_rules,
+    otp_codes,
+    refresh_tokens,
+)
 from omnicommerce.platform.db import DIALECTS, conflict_insert
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a row of any width (Row[Any] means one column)
@@ -119,6 +132,22 @@ def update_customer(conn: Connection, customer_id: str, values: Mapping[str, Any
     return res.rowcount == 1
 
 
+def fill_names(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Set first/last names where the profile has none (``b_id``, ``b_first``, ``b_last``)."""
+    if rows:
+        conn.execute(_FILL_NAMES, list(rows))
+
+
+_FILL_NAMES = (
+    update(customers)
+    .where(customers.c.id == bindparam("b_id"))
+    .values(
+        first_name=func.coalesce(customers.c.first_name, bindparam("b_first")),
+        last_name=func.coalesce(customers.c.last_name, bindparam("b_last")),
+    )
+)
+
+
 def set_password_hash(conn: Connection, customer_id: str, password_hash: str) -> None:
     conn.execute(update(customers).where(customers.c.id == customer_id).values(password_hash=password_hash))
 
@@ -192,3 +221,415 @@ def consume_otp(conn: Connection, otp_id: str, *, now: datetime) -> bool:
         .values(consumed_at=now)
     )
     return res.rowcount == 1
+
+
+# --- identity graph ------------------------------------------------------------------------------
+
+
+def identity_owners(conn: Connection, idents: Collection[Identifier]) -> dict[Identifier, AnyRow]:
+    """Who owns each identifier now: rows with ``customer_id`` and ``origin_customer_id``.
+
+    ``customer_id`` is read through the profile's ``merged_into``, so an identifier linked to a
+    profile while a concurrent transaction merged that profile away still answers with the root."""
+    if not idents:
+        return {}
+    rows = conn.execute(_IDENTITY_OWNERS, {"pairs": [(i.type, i.value) for i in idents]})
+    return {Identifier(r.type, r.value): r for r in rows}
+
+
+_IDENTITY_OWNERS = (
+    select(
+        customer_identities.c.type,
+        customer_identities.c.value,
+        func.coalesce(customers.c.merged_into, customer_identities.c.customer_id).label("customer_id"),
+        customer_identities.c.origin_customer_id,
+    )
+    .join(customers, customers.c.id == customer_identities.c.customer_id)
+    .where(
+        tuple_(customer_identities.c.type, customer_identities.c.value).in_(
+            bindparam("pairs", expanding=True)
+        )
+    )
+)
+
+
+def customers_by_contact(
+    conn: Connection, emails: Collection[str], phones: Collection[str], ids: Collection[str] = ()
+) -> list[AnyRow]:
+    """Profiles whose account row carries one of these contacts or ids (made by sign-up, checkout
+    or the POS before the identity graph saw them)."""
+    c = customers.c
+    conds = [
+        col.in_(list(values)) for col, values in ((c.email, emails), (c.phone, phones), (c.id, ids)) if values
+    ]
+    if not conds:
+        return []
+    return list(conn.execute(select(c.id, c.email, c.phone, c.merged_into).where(or_(*conds))))
+
+
+def insert_identities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Identifier]:
+    """``INSERT … ON CONFLICT (type, value) DO NOTHING``: the identifiers this call claimed."""
+    if not rows:
+        return set()
+    stmt = _INSERT_IDENTITIES[conn.dialect.name]
+    return {Identifier(r.type, r.value) for r in conn.execute(stmt, list(rows))}
+
+
+_INSERT_IDENTITIES = {
+    d: conflict_insert(customer_identities, d)
+    .on_conflict_do_nothing(index_elements=["type", "value"])
+    .returning(customer_identities.c.type, customer_identities.c.value)
+    for d in DIALECTS
+}
+
+
+def identity_counts(conn: Connection, customer_ids: Collection[str]) -> dict[str, dict[str, int]]:
+    ids = customer_identities.c
+    rows = conn.execute(
+        select(ids.customer_id, ids.type, func.count())
+        .where(ids.customer_id.in_(list(customer_ids)))
+        .group_by(ids.customer_id, ids.type)
+    )
+    counts: dict[str, dict[str, int]] = {cid: {} for cid in customer_ids}
+    for cid, itype, n in rows:
+        counts[cid][itype] = n
+    return counts
+
+
+def identities_of(conn: Connection, customer_id: str) -> list[AnyRow]:
+    ids = customer_identities.c
+    return list(
+        conn.execute(
+            select(customer_identities).where(ids.customer_id == customer_id).order_by(ids.created_at)
+        )
+    )
+
+
+def insert_profile(conn: Connection, values: Mapping[str, Any]) -> bool:
+    """A new profile row unless its email or phone already names one (then False)."""
+    return conn.execute(_INSERT_PROFILE[conn.dialect.name], dict(values)).scalar() is not None
+
+
+_INSERT_PROFILE = {
+    d: conflict_insert(customers, d).on_conflict_do_nothing().returning(customers.c.id) for d in DIALECTS
+}
+
+
+def delete_profile(conn: Connection, customer_id: str) -> None:
+    conn.execute(delete(customers).where(customers.c.id == customer_id))
+
+
+def roots_of(conn: Connection, customer_ids: Collection[str]) -> dict[str, str]:
+    """Each existing profile's surviving root (itself unless merged)."""
+    c = customers.c
+    rows = conn.execute(select(c.id, c.merged_into).where(c.id.in_(list(customer_ids))))
+    return {r.id: r.merged_into or r.id for r in rows}
+
+
+def lock_roots(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
+    """Lock the profiles in id order (no deadlock between two merges) and return those that
+    are still roots: a concurrent merge may have folded one away since it was read."""
+    c = customers.c
+    stmt = select(c.id, c.merged_into).where(c.id.in_(sorted(customer_ids))).order_by(c.id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return {r.id for r in conn.execute(stmt) if r.merged_into is None}
+
+
+def hold_roots(conn: Connection, customer_ids: Collection[str]) -> dict[str, str]:
+    """Each profile's root, with the rows share-locked until commit on PostgreSQL: a concurrent
+    merge then waits, and moves what this transaction attaches to them once it is visible.
+    (SQLite runs one writer at a time; there it is a plain read.)"""
+    c = customers.c
+    stmt = select(c.id, c.merged_into).where(c.id.in_(sorted(customer_ids))).order_by(c.id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(read=True)
+    return {r.id: r.merged_into or r.id for r in conn.execute(stmt)}
+
+
+def fold_profile(conn: Connection, *, survivor_id: str, merged_id: str) -> int:
+    """Move everything of ``merged_id`` (and what was merged into it) onto ``survivor_id``;
+    returns how many events moved."""
+    conn.execute(
+        update(customers)
+        .where(or_(customers.c.id == merged_id, customers.c.merged_into == merged_id))
+        .values(merged_into=survivor_id)
+    )
+    conn.execute(
+        update(customer_identities)
+        .where(customer_identities.c.customer_id == merged_id)
+        .values(customer_id=survivor_id)
+    )
+    return conn.execute(
+        update(customer_events)
+        .where(customer_events.c.customer_id == merged_id)
+        .values(customer_id=survivor_id)
+    ).rowcount
+
+
+def split_profile(
+    conn: Connection, *, root_id: str, customer_id: str, members: Collection[str]
+) -> tuple[int, int]:
+    """Give ``customer_id`` back what came from ``members`` (itself and the profiles merged into
+    it): identities and events by their origin. Returns (identities, events) moved."""
+    origins = list(members)
+    conn.execute(update(customers).where(customers.c.id == customer_id).values(merged_into=None))
+    others = [m for m in origins if m != customer_id]
+    if others:
+        conn.execute(update(customers).where(customers.c.id.in_(others)).values(merged_into=customer_id))
+    ids = customer_identities.c
+    moved_ids = conn.execute(
+        update(customer_identities)
+        .where(ids.customer_id == root_id, ids.origin_customer_id.in_(origins))
+        .values(customer_id=customer_id)
+    ).rowcount
+    ev = customer_events.c
+    moved_events = conn.execute(
+        update(customer_events)
+        .where(ev.customer_id == root_id, ev.origin_customer_id.in_(origins))
+        .values(customer_id=customer_id)
+    ).rowcount
+    return moved_ids, moved_events
+
+
+def insert_merge(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(customer_merges).values(**values))
+
+
+def active_merge_of(conn: Connection, merged_id: str) -> AnyRow | None:
+    m = customer_merges.c
+    return conn.execute(
+        select(customer_merges).where(m.merged_id == merged_id, m.undone_at.is_(None)).order_by(m.id.desc())
+    ).first()
+
+
+def active_merges_into(conn: Connection, survivor_ids: Collection[str]) -> list[AnyRow]:
+    m = customer_merges.c
+    return list(
+        conn.execute(select(m.merged_id).where(m.survivor_id.in_(list(survivor_ids)), m.undone_at.is_(None)))
+    )
+
+
+def were_split(conn: Connection, a: str, b: str) -> bool:
+    """Whether a merge between these two profiles was undone: an admin said they differ."""
+    m = customer_merges.c
+    pair = or_(and_(m.survivor_id == a, m.merged_id == b), and_(m.survivor_id == b, m.merged_id == a))
+    return conn.execute(select(m.id).where(pair, m.undone_at.is_not(None)).limit(1)).first() is not None
+
+
+def mark_merge_undone(conn: Connection, merge_id: str, *, now: datetime, by: str) -> bool:
+    res = conn.execute(
+        update(customer_merges)
+        .where(customer_merges.c.id == merge_id, customer_merges.c.undone_at.is_(None))
+        .values(undone_at=now, undone_by=by)
+    )
+    return res.rowcount == 1
+
+
+def merges_touching(conn: Connection, customer_id: str) -> list[AnyRow]:
+    m = customer_merges.c
+    return list(
+        conn.execute(
+            select(customer_merges)
+            .where(or_(m.survivor_id == customer_id, m.merged_id == customer_id))
+            .order_by(m.created_at, m.id)
+        )
+    )
+
+
+def merged_members(conn: Connection, root_id: str) -> list[str]:
+    return list(conn.execute(select(customers.c.id).where(customers.c.merged_into == root_id)).scalars())
+
+
+# --- ingested events ------------------------------------------------------------------------------
+
+
+def seen_message_ids(conn: Connection, message_ids: Collection[str]) -> set[str]:
+    return set(conn.execute(_SEEN_MESSAGE_IDS, {"ids": list(message_ids)}).scalars())
+
+
+_SEEN_MESSAGE_IDS = select(customer_events.c.message_id).where(
+    customer_events.c.message_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Multi-row ``INSERT … ON CONFLICT (message_id) DO NOTHING``: the message ids stored."""
+    if not rows:
+        return set()
+    return set(conn.execute(_INSERT_EVENTS[conn.dialect.name], list(rows)).scalars())
+
+
+_INSERT_EVENTS = {
+    d: conflict_insert(customer_events, d)
+    .on_conflict_do_nothing(index_elements=["message_id"])
+    .returning(customer_events.c.message_id)
+    for d in DIALECTS
+}
+
+
+def attribute_anonymous_events(
+    conn: Connection, anonymous_ids: Collection[str], *, customer_id: str, origin_id: str
+) -> list[AnyRow]:
+    """Earlier events of visitors now known join the profile (late, but in time order); returns
+    their (timestamp, channel) for the computed traits."""
+    ev = customer_events.c
+    return list(
+        conn.execute(
+            update(customer_events)
+            .where(ev.anonymous_id.in_(list(anonymous_ids)), ev.customer_id.is_(None))
+            .values(customer_id=customer_id, origin_customer_id=origin_id)
+            .returning(ev.timestamp, ev.channel)
+        )
+    )
+
+
+def timeline(
+    conn: Connection, customer_id: str, *, before: tuple[datetime, str] | None, limit: int
+) -> list[AnyRow]:
+    """Newest first by the time things happened (not when they arrived); ``limit + 1`` rows."""
+    ev = customer_events.c
+    stmt = select(customer_events).where(ev.customer_id == customer_id)
+    if before is not None:
+        ts, event_id = before
+        stmt = stmt.where(or_(ev.timestamp < ts, and_(ev.timestamp == ts, ev.id < event_id)))
+    return list(conn.execute(stmt.order_by(ev.timestamp.desc(), ev.id.desc()).limit(limit + 1)))
+
+
+# --- identity rules -------------------------------------------------------------------------------
+
+
+def rules_document(conn: Connection) -> AnyRow | None:
+    return conn.execute(select(identity_rules).where(identity_rules.c.id == RULES_ID)).first()
+
+
+def save_rules_document(conn: Connection, document: str, *, by: str, now: datetime) -> int:
+    """Upsert the one rule set; returns its new version."""
+    base = conflict_insert(identity_rules, conn.dialect.name).values(
+        id=RULES_ID, document=document, version=1, updated_at=now, updated_by=by
+    )
+    stmt = base.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            "document": base.excluded.document,
+            "version": identity_rules.c.version + 1,
+            "updated_at": base.excluded.updated_at,
+            "updated_by": base.excluded.updated_by,
+        },
+    ).returning(identity_rules.c.version)
+    return int(conn.execute(stmt).scalar_one())
+
+
+RULES_ID = "default"
+
+
+# --- consent --------------------------------------------------------------------------------------
+
+
+def upsert_consents(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record decisions; one already stored with a later ``recorded_at`` is kept (arrival order
+    does not matter, the person's decision time does)."""
+    conn.execute(_UPSERT_CONSENT[conn.dialect.name], list(rows))
+
+
+def _upsert_consent(dialect: str) -> Any:
+    base = conflict_insert(customer_consents, dialect)
+    return base.on_conflict_do_update(
+        index_elements=["customer_id", "purpose", "channel"],
+        set_={
+            "granted": base.excluded.granted,
+            "source": base.excluded.source,
+            "recorded_at": base.excluded.recorded_at,
+        },
+        where=base.excluded.recorded_at >= customer_consents.c.recorded_at,
+    )
+
+
+_UPSERT_CONSENT = {d: _upsert_consent(d) for d in DIALECTS}
+
+
+def consents_of(conn: Connection, customer_ids: Collection[str]) -> list[AnyRow]:
+    cc = customer_consents.c
+    return list(conn.execute(select(customer_consents).where(cc.customer_id.in_(list(customer_ids)))))
+
+
+# --- computed traits ------------------------------------------------------------------------------
+
+
+def add_activity(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Widen each account's seen window and add to its event count (one upsert for the batch)."""
+    if rows:
+        conn.execute(_ADD_ACTIVITY[conn.dialect.name], list(rows))
+
+
+def _earlier(new: Any, old: Any) -> Any:
+    return case((new < old, new), else_=old)
+
+
+def _add_activity(dialect: str) -> Any:
+    base = conflict_insert(customer_traits, dialect)
+    t, x = customer_traits.c, base.excluded
+    return base.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={
+            "first_seen": _earlier(x.first_seen, t.first_seen),
+            "last_seen": case((x.last_seen > t.last_seen, x.last_seen), else_=t.last_seen),
+            "event_count": t.event_count + x.event_count,
+        },
+    )
+
+
+_ADD_ACTIVITY = {d: _add_activity(d) for d in DIALECTS}
+
+
+def add_channels(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(_ADD_CHANNELS[conn.dialect.name], list(rows))
+
+
+_ADD_CHANNELS = {d: conflict_insert(customer_channels, d).on_conflict_do_nothing() for d in DIALECTS}
+
+
+def add_order_stats(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(_ADD_ORDER_STATS[conn.dialect.name], dict(values))
+
+
+def _add_order_stats(dialect: str) -> Any:
+    base = conflict_insert(customer_order_stats, dialect)
+    t, x = customer_order_stats.c, base.excluded
+    later = case(
+        (
+            and_(
+                x.last_purchase_at.is_not(None),
+                or_(t.last_purchase_at.is_(None), x.last_purchase_at > t.last_purchase_at),
+            ),
+            x.last_purchase_at,
+        ),
+        else_=t.last_purchase_at,
+    )
+    return base.on_conflict_do_update(
+        index_elements=["customer_id", "currency"],
+        set_={
+            "order_count": t.order_count + x.order_count,
+            "lifetime_value": t.lifetime_value + x.lifetime_value,
+            "last_purchase_at": later,
+        },
+    )
+
+
+_ADD_ORDER_STATS = {d: _add_order_stats(d) for d in DIALECTS}
+
+
+def traits_of(
+    conn: Connection, customer_ids: Collection[str]
+) -> tuple[list[AnyRow], list[str], list[AnyRow]]:
+    """Activity rows, distinct channels and order figures of these accounts."""
+    ids = list(customer_ids)
+    activity = list(conn.execute(select(customer_traits).where(customer_traits.c.customer_id.in_(ids))))
+    channels = conn.execute(
+        select(customer_channels.c.channel).where(customer_channels.c.customer_id.in_(ids)).distinct()
+    ).scalars()
+    orders = list(
+        conn.execute(select(customer_order_stats).where(customer_order_stats.c.customer_id.in_(ids)))
+    )
+    return activity, sorted(channels), orders

@@ -4,9 +4,11 @@ reprs or logs; no schema ever carries a password hash."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+
+from omnicommerce.customers.domain import IdentifierType
 
 Password = Annotated[SecretStr, Field(min_length=8, max_length=256, description="8 to 256 characters")]
 Email = Annotated[str, Field(max_length=320, examples=["ada@example.com"])]
@@ -94,3 +96,169 @@ class TokenPair(BaseModel):
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int = Field(description="Access token lifetime in seconds")
     customer_id: str
+
+
+# --- customer data platform ----------------------------------------------------------------------
+
+EventType = Literal["track", "identify", "page", "screen", "alias", "group"]
+# No NUL characters: PostgreSQL text cannot hold them, and no real id contains one.
+ShortText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+
+
+class EventIn(BaseModel):
+    """One event, in the Segment spec's shape (camelCase) plus two extensions of our own:
+    ``identifiers`` (type → value, e.g. a loyalty id or POS customer number) and ``channel``.
+    Unknown top-level fields (``integrations``, ``version`` …) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    type: EventType
+    message_id: ShortText | None = Field(
+        default=None, alias="messageId", description="De-duplication key; one is generated when absent"
+    )
+    timestamp: datetime | None = Field(default=None, description="When it happened (ISO 8601)")
+    sent_at: datetime | None = Field(
+        default=None, alias="sentAt", description="When the device sent it: corrects device clock skew"
+    )
+    anonymous_id: ShortText | None = Field(default=None, alias="anonymousId")
+    user_id: ShortText | None = Field(default=None, alias="userId")
+    event: ShortText | None = Field(default=None, description="track: the event name")
+    name: ShortText | None = Field(default=None, description="page / screen: its name")
+    previous_id: ShortText | None = Field(default=None, alias="previousId", description="alias: the old id")
+    group_id: ShortText | None = Field(default=None, alias="groupId")
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    identifiers: dict[IdentifierType, str | int] = Field(default_factory=dict)
+    channel: Annotated[str, Field(max_length=40, pattern=r"^[^\x00]*$")] | None = None
+
+
+class EventBatchIn(BaseModel):
+    """``POST /api/v1/events`` and Segment's ``/v1/batch``: up to 1,000 events."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    batch: list[Any] = Field(
+        validation_alias=AliasChoices("batch", "events"), description="Events; each is validated on its own"
+    )
+    sent_at: datetime | None = Field(default=None, alias="sentAt")
+    context: dict[str, Any] = Field(default_factory=dict, description="Merged into each event's context")
+
+
+class EventResult(BaseModel):
+    index: int
+    message_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    customer_id: str | None = None
+    errors: list[dict[str, str]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class IngestResult(BaseModel):
+    success: bool = Field(description="Segment-compatible: true when the request was processed")
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResult]
+
+
+class IdentityRulesDoc(BaseModel):
+    """The identity resolution rules; every field is optional on PUT (defaults fill the rest)."""
+
+    priority: list[IdentifierType] | None = None
+    limits: dict[IdentifierType, int] | None = None
+    blocked: dict[IdentifierType, list[str]] | None = None
+    sources: dict[str, Literal["trusted", "untrusted"]] | None = None
+    default_trust: Literal["trusted", "untrusted"] | None = None
+
+
+class IdentityRulesOut(BaseModel):
+    priority: list[str]
+    limits: dict[str, int]
+    blocked: dict[str, list[str]]
+    sources: dict[str, str]
+    default_trust: str
+    version: int
+
+
+class IdentityOut(BaseModel):
+    type: str
+    value: str
+    source: str
+    origin_customer_id: str
+    created_at: datetime
+
+
+class MergeOut(BaseModel):
+    id: str
+    survivor_id: str
+    merged_id: str
+    source: str
+    evidence: dict[str, Any]
+    created_at: datetime
+    undone_at: datetime | None
+
+
+class UnmergeResult(BaseModel):
+    customer_id: str = Field(description="The profile split back out")
+    survivor_id: str = Field(description="The profile it had been merged into")
+    merge_id: str
+    identities_moved: int
+    events_moved: int
+    profiles_moved: int = Field(description="Profiles merged into this one earlier, which follow it")
+
+
+class TimelineEvent(BaseModel):
+    id: str
+    message_id: str
+    type: str
+    name: str | None
+    channel: str | None
+    source: str
+    timestamp: datetime
+    received_at: datetime
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+
+
+ConsentPurpose = Literal["marketing", "personalization", "sale_of_data", "analytics"]
+ConsentChannel = Literal["email", "sms", "push", "web", "app", "pos", "call_center", "any"]
+
+
+class ConsentIn(BaseModel):
+    purpose: ConsentPurpose
+    channel: ConsentChannel = Field(description="`any` covers every channel not decided on its own")
+    granted: bool
+    recorded_at: datetime | None = Field(
+        default=None, description="When the person decided (default: now); an older decision never overrides"
+    )
+
+
+class ConsentsUpdate(_Strict):
+    consents: list[ConsentIn] = Field(min_length=1, max_length=50)
+    source: str = Field(
+        default="api",
+        min_length=1,
+        max_length=80,
+        pattern=r"^[^\x00]+$",
+        examples=["web-preference-center", "pos"],
+    )
+
+
+class ConsentOut(BaseModel):
+    purpose: str
+    channel: str
+    granted: bool
+    source: str
+    recorded_at: datetime
+    customer_id: str = Field(description="The account that made the decision")
+
+
+class Profile(BaseModel):
+    customer: Customer
+    merged_from: list[str] = Field(description="Profiles merged into this one")
+    identities: list[IdentityOut]
+    traits: dict[str, Any] = Field(description="Computed traits: first/last seen, channels, orders, LTV")
+    consents: list[ConsentOut]
+    timeline: list[TimelineEvent]
+    next_cursor: str | None = None

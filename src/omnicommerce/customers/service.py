@@ -49,7 +49,7 @@ SYSTEM_CREATOR = "system"
 
 def get_customer(uow: UnitOfWork, actor: Principal, customer_id: str) -> Customer:
     """A customer reads only itself (anyone else is 404, not 403); API keys need customers:read."""
-    _check_reach(actor, customer_id, Scope.CUSTOMERS_READ)
+    check_reach(actor, customer_id, Scope.CUSTOMERS_READ)
     row = repo.get(uow.conn, customer_id)
     if row is None:
         raise CustomerNotFound(f"no customer {customer_id!r}")
@@ -125,7 +125,7 @@ def find_or_create_by_email(uow: UnitOfWork, *, email: str, channel: str) -> str
     for the winner's transaction and then reads its row), and the caller's transaction survives.
     """
     norm = normalize_email(email)
-    values = _new_row(
+    values = new_customer_row(
         email=norm,
         phone=None,
         first_name=None,
@@ -162,7 +162,7 @@ def import_customers(
     for row in rows:
         email, phone = normalize_contact(row.get("email"), row.get("phone"))
         values.append(
-            _new_row(
+            new_customer_row(
                 email=email,
                 phone=phone,
                 first_name=row.get("first_name"),
@@ -196,7 +196,7 @@ def _create(
     created_by: str | None,
 ) -> Customer:
     norm_email, norm_phone = normalize_contact(email, phone)
-    values = _new_row(
+    values = new_customer_row(
         email=norm_email,
         phone=norm_phone,
         first_name=first_name,
@@ -224,16 +224,17 @@ def _create(
     )
 
 
-def _new_row(
+def new_customer_row(
     *,
     email: str | None,
     phone: str | None,
-    first_name: str | None,
-    last_name: str | None,
-    password_hash: str | None,
     channel: str,
     created_by: str | None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    password_hash: str | None = None,
 ) -> dict[str, Any]:
+    """The values of a new ``customers`` row (also the identity graph's new profiles)."""
     customer_id = new_id("cus")
     now = clock.now()
     return {
@@ -262,7 +263,7 @@ def _exists(uow: UnitOfWork, email: str | None, phone: str | None, *, exclude: s
 
 def update_profile(uow: UnitOfWork, actor: Principal, customer_id: str, cmd: CustomerUpdate) -> Customer:
     """A customer changes only its own profile; API keys need customers:write."""
-    _check_reach(actor, customer_id, Scope.CUSTOMERS_WRITE)
+    check_reach(actor, customer_id, Scope.CUSTOMERS_WRITE)
     changes: dict[str, Any] = cmd.model_dump(exclude_none=True)
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
@@ -429,7 +430,8 @@ def verify_otp(uow: UnitOfWork, *, email: str, code: str, channel: str, settings
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _check_reach(actor: Principal, customer_id: str, scope: str) -> None:
+def check_reach(actor: Principal, customer_id: str, scope: str) -> None:
+    """A customer reaches only itself (anyone else is 404, not 403); API keys need ``scope``."""
     if actor.is_customer:
         if actor.customer_id != customer_id:
             raise CustomerNotFound(f"no customer {customer_id!r}")

@@ -1,0 +1,484 @@
+"""Identity resolution use cases: which profile an event belongs to, linking new identifiers,
+deterministic merges in real time, and unmerge. None of them commits.
+
+Concurrency: the unique (type, value) of ``customer_identities`` and the unique email/phone of
+``customers`` decide every race. A loser's ``INSERT … ON CONFLICT DO NOTHING`` claims nothing
+(on PostgreSQL it first waits for the winner's transaction), and :func:`resolve` then reads the
+winner's rows and starts over; nothing is read-then-written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from omnicommerce.customers import repository as repo
+from omnicommerce.customers import traits
+from omnicommerce.customers.domain import (
+    ANCHOR_TYPES,
+    CustomerNotFound,
+    Identifier,
+    IdentityRules,
+    MergeNotFound,
+    survivor_order,
+)
+from omnicommerce.customers.events import CustomerCreated, CustomerMerged, CustomerUnmerged, IdentityLinked
+from omnicommerce.customers.schemas import (
+    IdentityOut,
+    IdentityRulesDoc,
+    IdentityRulesOut,
+    MergeOut,
+    UnmergeResult,
+)
+from omnicommerce.customers.service import SYSTEM_CREATOR, new_customer_row
+from omnicommerce.platform import clock
+from omnicommerce.platform.auth import Principal, Scope
+from omnicommerce.platform.db import UnitOfWork
+from omnicommerce.platform.errors import Conflict
+from omnicommerce.platform.ids import new_id
+
+MAX_ATTEMPTS = 4  # each retry follows a race lost to a concurrent request; four is plenty
+Owner = tuple[str, str]  # (customer_id, origin_customer_id)
+
+
+class IdentityContention(Conflict):
+    code = "identity-contention"
+    title = "Identity graph busy"
+
+
+@dataclass(slots=True)
+class Resolution:
+    customer_id: str | None = None
+    origin_id: str | None = None
+    owners: dict[Identifier, Owner] = field(default_factory=dict)  # after linking and merging
+    merged: dict[str, str] = field(default_factory=dict)  # merged profile → survivor
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def load_rules(uow: UnitOfWork) -> IdentityRules:
+    row = repo.rules_document(uow.conn)
+    return IdentityRules() if row is None else IdentityRules.from_document(orjson.loads(row.document))
+
+
+def get_rules(uow: UnitOfWork, actor: Principal) -> IdentityRulesOut:
+    actor.require(Scope.CUSTOMERS_READ)
+    row = repo.rules_document(uow.conn)
+    rules = IdentityRules() if row is None else IdentityRules.from_document(orjson.loads(row.document))
+    return IdentityRulesOut(**rules.to_document(), version=0 if row is None else row.version)
+
+
+def set_rules(uow: UnitOfWork, actor: Principal, doc: IdentityRulesDoc) -> IdentityRulesOut:
+    """Replace the rule set (fields left out take their defaults). Admin only."""
+    actor.require(Scope.ADMIN)
+    rules = IdentityRules.from_document(doc.model_dump(exclude_none=True))
+    document = rules.to_document()
+    version = repo.save_rules_document(
+        uow.conn, orjson.dumps(document).decode(), by=actor.id, now=clock.now()
+    )
+    return IdentityRulesOut(**document, version=version)
+
+
+# --- resolving -----------------------------------------------------------------------------------
+
+
+def resolve(
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    identifiers: Sequence[Identifier],
+    *,
+    source: str,
+    channel: str,
+    message_id: str,
+    known: Mapping[Identifier, Owner] | None = None,
+) -> Resolution:
+    """The profile for an event's identifiers: found, created from an anchor, or — when they
+    point at several profiles and the rules allow — the result of merging them. Identifiers not
+    yet known are linked to it within the per-type limits; blocked values are ignored.
+
+    ``known``: the owners of these identifiers as this transaction last read them (the ingestion
+    batch's one read), saving the first lookup; any lost race reads them again."""
+    result = Resolution()
+    idents = []
+    for ident in dict.fromkeys(identifiers):
+        if rules.is_blocked(ident):
+            result.warnings.append(f"{ident.type} is on the blocked list and was ignored")
+        else:
+            idents.append(ident)
+    adopted = False
+    for attempt in range(MAX_ATTEMPTS):
+        owners = _owners(uow, idents, known if attempt == 0 else None)
+        unowned = [i for i in idents if i not in owners]
+        if unowned and not adopted:
+            adopted = True
+            if _adopt_accounts(uow, unowned, source=source):
+                continue
+        done = _settle(
+            uow, rules, owners, unowned, result, source=source, channel=channel, message_id=message_id
+        )
+        if done is not None:
+            return done
+    raise IdentityContention("the identity graph changed under this event too often; retry it")
+
+
+def _owners(
+    uow: UnitOfWork, idents: Sequence[Identifier], known: Mapping[Identifier, Owner] | None
+) -> dict[Identifier, Owner]:
+    if known is not None:
+        return {i: known[i] for i in idents if i in known}
+    return {
+        i: (r.customer_id, r.origin_customer_id) for i, r in repo.identity_owners(uow.conn, idents).items()
+    }
+
+
+def _settle(
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    owners: dict[Identifier, Owner],
+    unowned: Sequence[Identifier],
+    result: Resolution,
+    *,
+    source: str,
+    channel: str,
+    message_id: str,
+) -> Resolution | None:
+    """One attempt: find, create, merge and link. None when a concurrent request got in the
+    way (a claim came back empty, a profile was merged away): the caller reads again."""
+    matches: dict[str, list[Identifier]] = defaultdict(list)
+    for ident, (cid, _origin) in owners.items():
+        matches[cid].append(ident)
+    if len(matches) == 1 and not unowned:
+        return _resolved(result, rules, owners, next(iter(matches)))
+    if not matches:
+        if not any(i.type in ANCHOR_TYPES for i in unowned):
+            return result  # only anonymous or device ids: a visitor, not yet a profile
+        created = _create_profile(uow, rules, unowned, source=source, channel=channel)
+        if created is None or len(created[1]) != len(unowned):
+            return None  # an account or a concurrent event took an identifier first (or a limit did)
+        customer_id, claimed = created
+        return _resolved(result, rules, {i: (customer_id, customer_id) for i in claimed}, customer_id)
+    order = survivor_order(rules, matches)
+    all_counts = repo.identity_counts(uow.conn, order)
+    if _outranked(rules, matches[order[0]], all_counts[order[0]], unowned):
+        # A new identifier that outranks every match cannot join the matched profile (its limit
+        # is full): it names another person — the second adult on the family tablet. They get
+        # their own profile; the shared lower-priority identifiers stay where they are.
+        result.warnings.append("a shared identifier was not used: it belongs to another profile")
+        created = _create_profile(uow, rules, unowned, source=source, channel=channel)
+        if created is None:
+            return None
+        customer_id, claimed = created
+        return _resolved(
+            result, rules, owners | {i: (customer_id, customer_id) for i in claimed}, customer_id
+        )
+    survivor, counts = _merge_matches(
+        uow, rules, order, all_counts, matches, result, source=source, message_id=message_id
+    )
+    if survivor is None:
+        return None
+    linked = _link(uow, rules, survivor, unowned, counts, result, source=source)
+    if linked is None:
+        return None
+    owners = {i: (result.merged.get(cid, cid), o) for i, (cid, o) in owners.items()}
+    return _resolved(result, rules, owners | {i: (survivor, survivor) for i in linked}, survivor)
+
+
+def _resolved(
+    result: Resolution, rules: IdentityRules, owners: dict[Identifier, Owner], customer_id: str
+) -> Resolution:
+    """The event's origin is the profile its highest-priority identifier first belonged to, so an
+    unmerge can send it back to the right side."""
+    result.owners = owners
+    result.customer_id = customer_id
+    mine = [i for i, (cid, _o) in owners.items() if cid == customer_id]
+    top = min(mine, key=lambda i: rules.rank(i.type)) if mine else None
+    result.origin_id = owners[top][1] if top is not None else customer_id
+    return result
+
+
+def _adopt_accounts(uow: UnitOfWork, unowned: Sequence[Identifier], *, source: str) -> bool:
+    """Accounts made before the graph saw them (sign-up, checkout, POS; a ``cus_…`` user id) join it
+    with their email and phone. True when something was linked."""
+    emails = [i.value for i in unowned if i.type == "email"]
+    phones = [i.value for i in unowned if i.type == "phone"]
+    customer_ids = [i.value for i in unowned if i.type == "user_id" and i.value.startswith("cus_")]
+    rows: list[dict[str, Any]] = []
+    now = clock.now()
+    for acc in repo.customers_by_contact(uow.conn, emails, phones, customer_ids):
+        root = acc.merged_into or acc.id
+        contacts = [("email", acc.email), ("phone", acc.phone)]
+        if acc.id in customer_ids:
+            contacts.append(("user_id", acc.id))
+        rows += [
+            _identity_row(Identifier(t, v), root, acc.id, source, now) for t, v in contacts if v is not None
+        ]
+    return bool(repo.insert_identities(uow.conn, rows))
+
+
+def _create_profile(
+    uow: UnitOfWork, rules: IdentityRules, unowned: Sequence[Identifier], *, source: str, channel: str
+) -> tuple[str, set[Identifier]] | None:
+    """A new profile claiming the identifiers (within limits). None when its email or phone names
+    an account, or a concurrent event claimed every anchor first (the row is then removed)."""
+    wanted = _within_limits(rules, {}, unowned)
+    email = next((i.value for i in wanted if i.type == "email"), None)
+    phone = next((i.value for i in wanted if i.type == "phone"), None)
+    values = new_customer_row(email=email, phone=phone, channel=channel, created_by=SYSTEM_CREATOR)
+    customer_id = values["id"]
+    if not repo.insert_profile(uow.conn, values):
+        return None
+    now = clock.now()
+    claimed = repo.insert_identities(
+        uow.conn, [_identity_row(i, customer_id, customer_id, source, now) for i in wanted]
+    )
+    if not any(i.type in ANCHOR_TYPES for i in claimed):
+        repo.delete_profile(uow.conn, customer_id)
+        return None
+    uow.emit(CustomerCreated(customer_id=customer_id, channel=channel))
+    _after_link(uow, customer_id, claimed, source=source)
+    return customer_id, claimed
+
+
+def _outranked(
+    rules: IdentityRules, matched: Sequence[Identifier], counts: dict[str, int], unowned: Sequence[Identifier]
+) -> bool:
+    best_match = min(rules.rank(i.type) for i in matched)
+    return any(
+        i.type in ANCHOR_TYPES and rules.rank(i.type) < best_match and not rules.fits(counts, {i.type: 1})
+        for i in unowned
+    )
+
+
+def _merge_matches(
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    order: Sequence[str],
+    counts: dict[str, dict[str, int]],
+    matches: dict[str, list[Identifier]],
+    result: Resolution,
+    *,
+    source: str,
+    message_id: str,
+) -> tuple[str | None, dict[str, int]]:
+    """Fold the other matched profiles (``order``: survivor first) into the survivor where rules
+    allow; returns the survivor and its identifier counts (None if a concurrent merge got in the way)."""
+    survivor = order[0]
+    for other in order[1:]:
+        reason = _merge_refusal(uow, rules, counts[survivor], counts[other], survivor, other, source)
+        if reason is not None:
+            result.warnings.append(f"not merged with another profile: {reason}")
+            continue
+        if repo.lock_roots(uow.conn, [survivor, other]) != {survivor, other}:
+            return None, {}
+        repo.fold_profile(uow.conn, survivor_id=survivor, merged_id=other)
+        evidence = {
+            "message_id": message_id,
+            "survivor_matched_by": sorted({i.type for i in matches[survivor]}),
+            "merged_matched_by": sorted({i.type for i in matches[other]}),
+        }
+        merge_id = new_id("mrg")
+        repo.insert_merge(
+            uow.conn,
+            {
+                "id": merge_id,
+                "survivor_id": survivor,
+                "merged_id": other,
+                "source": source,
+                "evidence": orjson.dumps(evidence).decode(),
+                "created_at": clock.now(),
+            },
+        )
+        uow.emit(
+            CustomerMerged(
+                merge_id=merge_id,
+                survivor_id=survivor,
+                merged_id=other,
+                source=source,
+                identifier_types=sorted({i.type for i in matches[survivor] + matches[other]}),
+            )
+        )
+        result.merged[other] = survivor
+        for t, n in counts[other].items():
+            counts[survivor][t] = counts[survivor].get(t, 0) + n
+    return survivor, counts[survivor]
+
+
+def _merge_refusal(
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    survivor_counts: dict[str, int],
+    other_counts: dict[str, int],
+    survivor: str,
+    other: str,
+    source: str,
+) -> str | None:
+    if not rules.may_merge(source):
+        return "the source is not trusted to merge profiles"
+    if not rules.fits(survivor_counts, other_counts):
+        return "the merged profile would exceed an identifier limit"
+    if repo.were_split(uow.conn, survivor, other):
+        return "an earlier merge of these profiles was undone"
+    return None
+
+
+def _link(
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    customer_id: str,
+    unowned: Sequence[Identifier],
+    counts: dict[str, int],
+    result: Resolution,
+    *,
+    source: str,
+) -> set[Identifier] | None:
+    """Link new identifiers to the profile, up to each type's limit. None: a concurrent event
+    claimed one of them first (the caller reads again)."""
+    wanted = _within_limits(rules, counts, unowned)
+    for ident in unowned:
+        if ident not in wanted:
+            result.warnings.append(f"{ident.type} not linked: the profile has its limit of {ident.type}")
+    if not wanted:
+        return set()
+    if (
+        uow.dialect == "postgresql"
+        and repo.hold_roots(uow.conn, [customer_id]).get(customer_id) != customer_id
+    ):
+        return None  # merged away a moment ago: resolve again against the survivor
+    now = clock.now()
+    claimed = repo.insert_identities(
+        uow.conn, [_identity_row(i, customer_id, customer_id, source, now) for i in wanted]
+    )
+    _after_link(uow, customer_id, claimed, source=source)
+    return claimed if len(claimed) == len(wanted) else None
+
+
+def _within_limits(
+    rules: IdentityRules, counts: dict[str, int], idents: Iterable[Identifier]
+) -> list[Identifier]:
+    room = {t: rules.limits.get(t, 1) - counts.get(t, 0) for t in rules.priority}
+    taken = []
+    for ident in sorted(idents, key=lambda i: rules.rank(i.type)):
+        if room[ident.type] > 0:
+            room[ident.type] -= 1
+            taken.append(ident)
+    return taken
+
+
+def _after_link(uow: UnitOfWork, customer_id: str, claimed: Collection[Identifier], *, source: str) -> None:
+    if not claimed:
+        return
+    anonymous = [i.value for i in claimed if i.type == "anonymous_id"]
+    if anonymous:
+        moved = repo.attribute_anonymous_events(
+            uow.conn, anonymous, customer_id=customer_id, origin_id=customer_id
+        )
+        traits.record_activity(uow, [(customer_id, r.timestamp, r.channel) for r in moved])
+    uow.emit(
+        IdentityLinked(
+            customer_id=customer_id, identifier_types=sorted({i.type for i in claimed}), source=source
+        )
+    )
+
+
+def _identity_row(
+    ident: Identifier, customer_id: str, origin_id: str, source: str, now: Any
+) -> dict[str, Any]:
+    return {
+        "id": new_id("idn"),
+        "type": ident.type,
+        "value": ident.value,
+        "customer_id": customer_id,
+        "origin_customer_id": origin_id,
+        "source": source,
+        "created_at": now,
+    }
+
+
+def roots_of(uow: UnitOfWork, customer_ids: Collection[str]) -> dict[str, str]:
+    return repo.roots_of(uow.conn, customer_ids) if customer_ids else {}
+
+
+# --- unmerge and reading the graph ----------------------------------------------------------------
+
+
+def unmerge(uow: UnitOfWork, actor: Principal, customer_id: str) -> UnmergeResult:
+    """Split ``customer_id`` back out of the profile it was merged into: its identities and
+    events (and those of profiles merged into it before) return to it, by their origin. Orders
+    keep the account they were placed by, so they follow that account's profile. The pair is
+    remembered as split, so the next event carrying both identifiers does not merge them again."""
+    actor.require(Scope.CUSTOMERS_WRITE)
+    merge = repo.active_merge_of(uow.conn, customer_id)
+    if merge is None:
+        raise MergeNotFound(f"customer {customer_id!r} is not merged into another profile")
+    root = repo.roots_of(uow.conn, [customer_id])[customer_id]
+    repo.lock_roots(uow.conn, [root, customer_id])
+    if not repo.mark_merge_undone(uow.conn, merge.id, now=clock.now(), by=actor.id):
+        raise MergeNotFound(f"the merge of {customer_id!r} was undone meanwhile")
+    members = _merged_into(uow, customer_id)
+    identities_moved, events_moved = repo.split_profile(
+        uow.conn, root_id=root, customer_id=customer_id, members=members
+    )
+    uow.emit(
+        CustomerUnmerged(
+            merge_id=merge.id, customer_id=customer_id, survivor_id=merge.survivor_id, by=actor.id
+        )
+    )
+    return UnmergeResult(
+        customer_id=customer_id,
+        survivor_id=merge.survivor_id,
+        merge_id=merge.id,
+        identities_moved=identities_moved,
+        events_moved=events_moved,
+        profiles_moved=len(members) - 1,
+    )
+
+
+def _merged_into(uow: UnitOfWork, customer_id: str) -> set[str]:
+    """The profile and every profile merged into it (recursively) by merges still in force."""
+    members = {customer_id}
+    frontier = [customer_id]
+    while frontier:
+        frontier = [
+            r.merged_id for r in repo.active_merges_into(uow.conn, frontier) if r.merged_id not in members
+        ]
+        members.update(frontier)
+    return members
+
+
+def identities(uow: UnitOfWork, customer_id: str) -> list[IdentityOut]:
+    return [
+        IdentityOut(
+            type=r.type,
+            value=r.value,
+            source=r.source,
+            origin_customer_id=r.origin_customer_id,
+            created_at=r.created_at,
+        )
+        for r in repo.identities_of(uow.conn, customer_id)
+    ]
+
+
+def merges(uow: UnitOfWork, actor: Principal, customer_id: str) -> list[MergeOut]:
+    """The merge journal of one profile, both directions, oldest first."""
+    actor.require(Scope.CUSTOMERS_READ)
+    rows = repo.merges_touching(uow.conn, customer_id)
+    if not rows and not repo.roots_of(uow.conn, [customer_id]):
+        raise CustomerNotFound(f"no customer {customer_id!r}")
+    return [
+        MergeOut(
+            id=r.id,
+            survivor_id=r.survivor_id,
+            merged_id=r.merged_id,
+            source=r.source,
+            evidence=orjson.loads(r.evidence),
+            created_at=r.created_at,
+            undone_at=r.undone_at,
+        )
+        for r in rows
+    ]

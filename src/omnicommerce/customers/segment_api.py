@@ -1,0 +1,101 @@
+"""The Segment tracking API (``/v1/track`` … ``/v1/batch``), mounted at the root so existing web
+and mobile trackers work by changing only their host. The write key is an API key with the
+``events:write`` scope, sent as Segment sends it: ``Authorization: Basic base64(writeKey:)``
+(a ``Bearer`` key works too). Answers are Segment's ``{"success": true}`` plus per-event results."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Request
+
+from omnicommerce.customers import ingestion
+from omnicommerce.customers.ingestion import BatchTooLarge, InvalidEvent
+from omnicommerce.customers.schemas import EventBatchIn, IngestResult
+from omnicommerce.platform.auth import Principal, Scope, authenticate, authenticate_api_key
+from omnicommerce.platform.config import Settings
+from omnicommerce.platform.db import Database
+from omnicommerce.platform.errors import Forbidden, Unauthorized, problem_schema
+from omnicommerce.platform.web import UoW
+
+router = APIRouter(tags=["segment"])
+
+
+async def write_key(
+    request: Request,
+    authorization: Annotated[
+        str | None, Header(description="Basic base64(writeKey:) — the write key is an API key (omk_…)")
+    ] = None,
+) -> Principal:
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() == "basic":
+        principal = authenticate_api_key(
+            db.engine.connect, _basic_user(credentials), cache_seconds=settings.api_key_cache_seconds
+        )
+    else:
+        principal = authenticate(
+            settings.secret_key,
+            db.engine.connect,
+            authorization,
+            cache_seconds=settings.api_key_cache_seconds,
+        )
+    principal.require(Scope.EVENTS_WRITE)
+    return principal
+
+
+def _basic_user(credentials: str) -> str:
+    try:
+        user = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise Unauthorized("Basic credentials must be base64 of 'writeKey:'") from exc
+    if not user.startswith("omk_"):
+        raise Unauthorized("the write key must be an API key (omk_…) with the events:write scope")
+    return user
+
+
+WriteKey = Annotated[Principal, Depends(write_key)]
+_PROBLEMS = problem_schema(Unauthorized, Forbidden, InvalidEvent, BatchTooLarge)
+
+
+@router.post(
+    "/v1/batch", response_model=IngestResult, summary="Segment: a batch of events", responses=_PROBLEMS
+)
+def segment_batch(body: EventBatchIn, actor: WriteKey, uow: UoW) -> IngestResult:
+    """200 with a result per event: one bad event never drops the others."""
+    result = ingestion.retry_deadlocks(
+        uow, lambda: ingestion.ingest(uow, actor, body.batch, sent_at=body.sent_at, context=body.context)
+    )
+    uow.commit()
+    return result
+
+
+def _single(event_type: str) -> Any:
+    def endpoint(body: Annotated[dict[str, Any], Body()], actor: WriteKey, uow: UoW) -> IngestResult:
+        result = ingestion.retry_deadlocks(
+            uow, lambda: ingestion.ingest(uow, actor, [{**body, "type": event_type}])
+        )
+        outcome = result.results[0]
+        if outcome.status == "rejected":
+            detail = "; ".join(f"{e['field'] or 'event'}: {e['message']}" for e in outcome.errors)
+            raise InvalidEvent(detail, errors=outcome.errors)
+        uow.commit()
+        return result
+
+    endpoint.__name__ = f"segment_{event_type}"
+    return endpoint
+
+
+for _type in ("track", "identify", "page", "screen", "alias", "group"):
+    router.add_api_route(
+        f"/v1/{_type}",
+        _single(_type),
+        methods=["POST"],
+        response_model=IngestResult,
+        summary=f"Segment: one {_type} event",
+        responses=_PROBLEMS,
+        description="One event in the Segment spec (the `EventIn` shape); its type is the path's.",
+    )

@@ -1,0 +1,43 @@
+"""Orders, store sales and carts join the customer's event stream: each published event naming a
+customer becomes a track event on its timeline. De-duplicated twice over: by event id in
+``processed_events`` (the relay) and as the customer event's ``message_id``."""
+
+from __future__ import annotations
+
+from omnicommerce.customers import ingestion
+from omnicommerce.platform.db import UnitOfWork
+from omnicommerce.platform.outbox import Envelope, subscriber
+
+# Published event type → the track event name the timeline shows (Segment's e-commerce spec names).
+TRACKED = {
+    "order.placed": "Order Placed",
+    "order.paid": "Order Paid",
+    "order.completed": "Order Completed",
+    "order.cancelled": "Order Cancelled",
+    "order.refunded": "Order Refunded",
+    "cart.created": "Cart Created",
+    "cart.line_changed": "Cart Updated",
+    "cart.claimed": "Cart Claimed",
+}
+
+
+def record_commerce_event(uow: UnitOfWork, env: Envelope) -> None:
+    customer_id = env.payload.get("customer_id")
+    if not customer_id:
+        return  # anonymous carts and walk-in sales have no customer to attach to
+    ingestion.record_internal(
+        uow,
+        message_id=env.id,
+        name=TRACKED[env.type],
+        customer_id=customer_id,
+        channel=env.payload.get("channel"),
+        timestamp=env.occurred_at,
+        properties=env.payload,
+        source=env.subject.split(".")[1],  # omni.<context>.<type>: the publishing context
+    )
+
+
+for _event_type in TRACKED:
+    subscriber(_event_type, consumer=f"customers.timeline-{_event_type.replace('.', '-')}")(
+        record_commerce_event
+    )

@@ -1,0 +1,86 @@
+"""Computed traits, updated incrementally as events are stored (never by a batch job): first and
+last seen, event count, channels used, and order figures (count, lifetime value, average order
+value, last purchase).
+
+Kept per account — the profile an event first belonged to — and summed over a profile's accounts
+when read, so merging needs no recomputation and an unmerge splits the figures back exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from omnicommerce.customers import repository as repo
+from omnicommerce.platform.db import UnitOfWork
+
+Activity = tuple[str, datetime, str | None]  # (account, when it happened, channel)
+
+ORDER_PLACED, ORDER_CANCELLED, ORDER_REFUNDED = "Order Placed", "Order Cancelled", "Order Refunded"
+
+
+def record_activity(uow: UnitOfWork, activity: Iterable[Activity]) -> None:
+    """Two statements for any number of events: one upsert of seen windows, one of channels."""
+    windows: dict[str, list[Any]] = {}
+    channels: set[tuple[str, str]] = set()
+    for account, at, channel in activity:
+        window = windows.setdefault(account, [at, at, 0])
+        window[0], window[1], window[2] = min(window[0], at), max(window[1], at), window[2] + 1
+        if channel:
+            channels.add((account, channel))
+    repo.add_activity(
+        uow.conn,
+        [
+            {"customer_id": a, "first_seen": w[0], "last_seen": w[1], "event_count": w[2]}
+            for a, w in windows.items()
+        ],
+    )
+    repo.add_channels(uow.conn, [{"customer_id": a, "channel": c} for a, c in sorted(channels)])
+
+
+def record_order(uow: UnitOfWork, *, account: str, name: str, facts: Mapping[str, Any], at: datetime) -> None:
+    """An order event's effect on the account's figures (placed adds, cancelled and refunded take back)."""
+    total = int(facts.get("total", 0))
+    delta = {
+        ORDER_PLACED: (1, total, at),
+        ORDER_CANCELLED: (-1, -total, None),
+        ORDER_REFUNDED: (0, -int(facts.get("refunded_amount", 0)), None),
+    }.get(name)
+    if delta is None or not facts.get("currency"):
+        return
+    count, value, purchased = delta
+    repo.add_order_stats(
+        uow.conn,
+        {
+            "customer_id": account,
+            "currency": facts["currency"],
+            "order_count": count,
+            "lifetime_value": value,
+            "last_purchase_at": purchased,
+        },
+    )
+
+
+def profile_traits(uow: UnitOfWork, root: str) -> dict[str, Any]:
+    """The profile's traits: the sum over its accounts (itself and those merged into it)."""
+    activity, channels, orders = repo.traits_of(uow.conn, [root, *repo.merged_members(uow.conn, root)])
+    by_currency: dict[str, list[Any]] = {}
+    for row in orders:
+        figures = by_currency.setdefault(row.currency, [0, 0])
+        figures[0] += row.order_count
+        figures[1] += row.lifetime_value
+    # Figures in the currency most orders were paid in; every currency is listed as well.
+    currency = max(by_currency, key=lambda c: by_currency[c][0], default=None)
+    count, value = by_currency[currency] if currency else (0, 0)
+    return {
+        "first_seen": min((r.first_seen for r in activity), default=None),
+        "last_seen": max((r.last_seen for r in activity), default=None),
+        "event_count": sum(r.event_count for r in activity),
+        "channels": channels,
+        "order_count": count,
+        "lifetime_value": value,
+        "average_order_value": value // count if count > 0 else 0,
+        "currency": currency,
+        "lifetime_value_by_currency": {c: f[1] for c, f in sorted(by_currency.items())},
+        "last_purchase_at": max((r.last_purchase_at for r in orders if r.last_purchase_at), default=None),
+    }
