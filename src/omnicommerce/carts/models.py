@@ -41,6 +41,9 @@ Index(
     postgresql_where=_ACTIVE & carts.c.customer_id.is_not(None),
 )
 Index("ix_carts_channel_id", carts.c.channel, carts.c.id)
+# Carts part-way through checkout, for the job that recovers checkouts cut off mid-way.
+_IN_CHECKOUT = carts.c.status.in_(["checking_out", "voiding"])
+Index("ix_carts_in_checkout", carts.c.updated_at, sqlite_where=_IN_CHECKOUT, postgresql_where=_IN_CHECKOUT)
 Index("ix_carts_location_id", carts.c.location_id)
 
 cart_handoffs = Table(

@@ -296,3 +296,14 @@ def get_handoff(conn: Connection, code_hash: str) -> Row[Any] | None:
 
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def stalled_in_checkout(conn: Connection, *, updated_before: datetime, limit: int) -> list[Cart]:
+    """Carts ``checking_out`` or ``voiding`` untouched since ``updated_before``, oldest first."""
+    stmt = (
+        select(carts)
+        .where(carts.c.status.in_(["checking_out", "voiding"]), carts.c.updated_at < updated_before)
+        .order_by(carts.c.updated_at)
+        .limit(limit)
+    )
+    return [_cart(row) for row in conn.execute(stmt)]

@@ -208,6 +208,16 @@ def _undo(db: Database, provider: PaymentProvider, cart: Cart, key: str) -> None
         _void_and_reopen(db, provider, cart, key)
 
 
+def settle_cut_off(db: Database, provider: PaymentProvider, cart: Cart) -> None:
+    """A checkout nobody finished (``checking_out`` or ``voiding`` long past any live attempt):
+    void its payment unless its order was placed, and reopen the cart."""
+    key = _payment_key(cart)
+    if cart.status == VOIDING:
+        _void_and_reopen(db, provider, cart, key)
+    else:
+        _undo(db, provider, cart, key)
+
+
 def _void_and_reopen(db: Database, provider: PaymentProvider, cart: Cart, key: str) -> None:
     try:
         provider.void(None, key)

@@ -185,6 +185,13 @@ class UnitOfWork:
         if self._conn is not None:
             self._conn.rollback()
 
+    def release(self) -> None:
+        """Roll back and give the connection back to the pool now rather than at the end of the
+        request, so that a request never holds two pooled connections at once (a request that
+        does, in every worker thread at once, starves the pool)."""
+        self.rollback()
+        self.close()
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("omnicommerce.errors")
@@ -127,9 +128,11 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        # Connection loss, lock timeouts and deadlock victims alike: nothing was committed, retry is safe.
-        log.warning("database operational error: %s", type(exc.orig).__name__)
+    @app.exception_handler(PoolTimeout)
+    async def _db_down(request: Request, exc: OperationalError | PoolTimeout) -> JSONResponse:
+        # Connection loss, lock timeouts, deadlock victims and a pool with no free connection
+        # alike: nothing was committed, retry is safe.
+        log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
         response = problem(
             503,
             "service-unavailable",

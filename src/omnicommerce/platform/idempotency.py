@@ -92,7 +92,7 @@ class Idempotency:
         except (DomainError, IntegrityError):
             if self.key is None:
                 raise
-            uow.rollback()
+            uow.release()  # the replay reads on a connection of its own
             if (replay := self.replay(uow.db, body)) is not None:
                 return replay
             raise
@@ -109,8 +109,8 @@ class Idempotency:
 
     def record(self, uow: UnitOfWork, body: Any, status: int, encoded: bytes) -> bool:
         """Insert the record of the response ``encoded`` (JSON) in ``uow``
-        (the caller commits). False: the key already answered; ``uow`` is rolled back then. True
-        without a key (nothing to remember)."""
+        (the caller commits). False: the key already answered; ``uow`` is rolled back and its
+        connection released then. True without a key (nothing to remember)."""
         if self.key is None:
             return True
         try:
@@ -126,7 +126,7 @@ class Idempotency:
                 },
             )
         except IntegrityError:
-            uow.rollback()
+            uow.release()
             return False
         return True
 

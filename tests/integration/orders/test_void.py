@@ -3,6 +3,7 @@ it — and a void that fails holds the cart until a later checkout finishes it."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ from sqlalchemy import text
 from omnicommerce.carts import service as carts
 from omnicommerce.orders import checkout as flows
 from omnicommerce.orders.domain import PaymentProviderError, PaymentTimeout
+from omnicommerce.orders.jobs import recover_stalled_checkouts
 from omnicommerce.orders.payments import PaymentResult, ProviderError, ProviderTimeout, TestPaymentProvider
+from omnicommerce.platform import clock
 from omnicommerce.platform.auth import SYSTEM, Scope
 from omnicommerce.platform.db import Database
 from omnicommerce.platform.idempotency import Idempotency
@@ -111,3 +114,26 @@ def test_a_void_that_fails_holds_the_cart_until_the_next_checkout_finishes_it(
     (first_key, first), (second_key, second) = _charges(db)
     assert (first, second) == ("voided", "captured") and first_key != second_key
     assert order_count(db) == 1 and reserved(db, "MUG") == 2  # allocated to the order
+
+
+def test_the_recovery_job_settles_only_checkouts_cut_off_long_ago(db: Database, cart_id: str) -> None:
+    class VoidFails(_Gateway):
+        def void(self, reference: str | None, key: str) -> PaymentResult:
+            raise ProviderError("gateway down")
+
+    with pytest.raises(PaymentProviderError):
+        _checkout(db, VoidFails(db), cart_id, token="tok_timeout")
+    stalled_after = timedelta(minutes=10)
+    # Just now: it may still be in flight, so the job leaves it alone.
+    assert recover_stalled_checkouts(db, _Gateway(db), older_than=stalled_after) == 0
+    with db.uow(readonly=True) as uow:
+        assert carts.get_cart(uow, SYSTEM, cart_id).status == "voiding"
+
+    later = clock.now() + stalled_after + timedelta(seconds=1)
+    clock.set_clock(lambda: later)
+    assert recover_stalled_checkouts(db, VoidFails(db), older_than=stalled_after) == 0  # still refused
+    assert recover_stalled_checkouts(db, _Gateway(db), older_than=stalled_after) == 1
+    with db.uow(readonly=True) as uow:
+        assert carts.get_cart(uow, SYSTEM, cart_id).status == "open"
+    assert [status for _, status in _charges(db)] == ["voided"]
+    assert order_count(db) == 0 and reserved(db, "MUG") == 0

@@ -1,5 +1,5 @@
 """carts: a failed checkout's payment is voided while the cart is 'voiding', still its
-customer's one active cart
+customer's one active cart; carts part-way through checkout indexed for the recovery job
 
 Revision ID: 0005
 Revises: 0001
@@ -32,7 +32,16 @@ def _active_customer_index(statuses: str) -> None:
 
 def upgrade() -> None:
     _active_customer_index("'open', 'checking_out', 'voiding'")
+    in_checkout = sa.text("status IN ('checking_out', 'voiding')")
+    op.create_index(
+        "ix_carts_in_checkout",
+        "carts",
+        ["updated_at"],
+        sqlite_where=in_checkout,
+        postgresql_where=in_checkout,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_carts_in_checkout", table_name="carts")
     _active_customer_index("'open', 'checking_out'")
