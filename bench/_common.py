@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -75,10 +76,19 @@ def pgbench_tps(seconds: int = 15, clients: int = 8, threads: int = 2, scale: in
 
 @contextmanager
 def server(
-    database_url: str, *, port: int, workers: int = 2, extra_env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    port: int,
+    workers: int = 2,
+    extra_env: dict[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> Iterator[str]:
-    """Run ``omni serve`` in a child process until the block ends; yields the base URL."""
+    """Run ``omni serve`` in a child process until the block ends; yields the base URL.
+
+    With ``log_path`` the server's stderr goes to that file (a pipe nobody reads would block a
+    server that logs much, e.g. a stack trace per failed request)."""
     env = dict(os.environ, OMNI_DATABASE_URL=database_url, OMNI_LOG_LEVEL="WARNING", **(extra_env or {}))
+    log = log_path.open("ab") if log_path is not None else None
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -92,7 +102,7 @@ def server(
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log if log is not None else subprocess.PIPE,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -100,7 +110,7 @@ def server(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                raise RuntimeError(f"server exited: {_stderr_of(proc, log_path)}")
             try:
                 if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                     break
@@ -115,3 +125,35 @@ def server(
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        if log is not None:
+            log.close()
+
+
+def _stderr_of(proc: subprocess.Popen[bytes], log_path: Path | None) -> str:
+    if log_path is not None:
+        return log_path.read_text(errors="replace")[-4000:]
+    return proc.stderr.read().decode() if proc.stderr else ""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_pg_url(database_url: str) -> str:
+    """The libpq URL (for psycopg) behind a SQLAlchemy ``postgresql+psycopg://`` URL."""
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def warm_keys(base: str, secrets: Sequence[str], rounds: int = 8) -> None:
+    """A few authenticated reads per key so every worker has verified and cached each key
+    (as a server that has been up a while has) before the measured part starts."""
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for _ in range(rounds):
+            for secret in secrets:
+                client.get(
+                    "/api/v1/carts/crt_00000000000000000000000000",
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
