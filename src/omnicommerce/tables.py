@@ -11,4 +11,5 @@ from omnicommerce.inventory import models as inventory_models  # noqa: F401
 from omnicommerce.orders import models as orders_models  # noqa: F401
 from omnicommerce.platform import auth, channels, idempotency, outbox  # noqa: F401
 from omnicommerce.platform import scheduler as scheduler_models  # noqa: F401
+from omnicommerce.platform.staff import models as staff_models  # noqa: F401
 from omnicommerce.pricing import models as pricing_models  # noqa: F401

@@ -51,6 +51,7 @@ CONTEXT_ROUTERS = (
     "omnicommerce.api.me",
     "omnicommerce.api.auth",
     "omnicommerce.api.admin",
+    "omnicommerce.api.staff",
 )
 # Mounted at the root, not under /api/v1: the Segment tracking API (/v1/track …), so existing
 # trackers only change their host.

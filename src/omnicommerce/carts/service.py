@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, or_
+
 from omnicommerce.carts import repository as repo
 from omnicommerce.carts.domain import (
     ACTIVE,
@@ -47,9 +49,11 @@ from omnicommerce.carts.domain import (
     normalize_code,
 )
 from omnicommerce.carts.events import CartClaimed, CartCreated, CartHandedOff, CartLineChanged, CartMerged
+from omnicommerce.carts.models import carts as carts_table
 from omnicommerce.carts.schemas import CartCreate
 from omnicommerce.catalog import service as catalog
 from omnicommerce.customers import service as customers
+from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.inventory import service as inventory
 from omnicommerce.inventory.domain import InsufficientStock
 from omnicommerce.platform import clock
@@ -58,6 +62,7 @@ from omnicommerce.platform.channels import get_channel, resolve_channel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.ids import new_id
 from omnicommerce.platform.money import CurrencyMismatch
+from omnicommerce.platform.pii import rows_where, scrub_rows
 from omnicommerce.pricing import service as pricing
 from omnicommerce.pricing.domain import Quote, QuoteLine, normalize_codes
 
@@ -436,6 +441,12 @@ def begin_void(uow: UnitOfWork, *, cart_id: str, version: int) -> bool:
     return not (cart is not None and cart.status == COMPLETED and cart.version == version + 1)
 
 
+def stalled_checkouts(uow: UnitOfWork, *, older_than: timedelta, limit: int) -> list[Cart]:
+    """Carts ``checking_out`` or ``voiding`` untouched for ``older_than``: checkouts cut off
+    between the payment and the order (process gone, client gone), oldest first."""
+    return repo.stalled_in_checkout(uow.conn, updated_before=clock.now() - older_than, limit=limit)
+
+
 def abort_checkout(uow: UnitOfWork, *, cart_id: str, version: int, status: str = CHECKING_OUT) -> bool:
     """``status`` (``checking_out`` when nothing was charged, ``voiding`` once the void went
     through) → ``open`` with every hold released (a failed payment keeps nothing reserved)."""
@@ -485,4 +496,30 @@ def _reserve(uow: UnitOfWork, cart: Cart, *, ttl_seconds: int, previous: Cart | 
         location_id=cart.stock_location,
         capability=cart.capability,
         ttl_seconds=ttl_seconds,
+    )
+
+
+# --- privacy (called by customers.privacy for export and erasure requests) --------------------------
+
+
+def _carts_of(subject: Subject) -> ColumnElement[bool]:
+    return or_(carts_table.c.customer_id.in_(subject.customer_ids), carts_table.c.email.in_(subject.emails))
+
+
+def customer_data(uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
+    """The person's carts (theirs, or guest carts under their email), as stored."""
+    return rows_where(uow.conn, carts_table, _carts_of(subject))
+
+
+def erase_customer_pii(uow: UnitOfWork, subject: Subject) -> int:
+    """Email and delivery address out of the person's carts; lines, coupons and ids stay. The
+    version moves, so a request holding the old cart cannot write the address back."""
+    return scrub_rows(
+        uow.conn,
+        carts_table,
+        _carts_of(subject),
+        clear=("email",),
+        documents=("fulfillment",),
+        terms=subject.terms,
+        bump_version=True,
     )

@@ -10,6 +10,7 @@ explanation (``GET /orders/{id}/routing``).
 from __future__ import annotations
 
 import logging
+import time as time_module
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, or_
 
+from omnicommerce.carts import service as carts
 from omnicommerce.catalog import service as catalog
 from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.fulfillment import repository as repo
@@ -62,6 +64,7 @@ from omnicommerce.fulfillment.domain import (
     sum_units,
 )
 from omnicommerce.fulfillment.events import (
+    CarriedOut,
     CurbsideArrived,
     FulfillmentAccepted,
     FulfillmentCancelled,
@@ -73,6 +76,7 @@ from omnicommerce.fulfillment.events import (
     FulfillmentShipped,
     PickupCollected,
     PickupReady,
+    PickupRerouted,
     ReturnLineOut,
     ReturnReceived,
     ReturnRefunded,
@@ -94,7 +98,7 @@ from omnicommerce.fulfillment.rules import (
     zones_of,
 )
 from omnicommerce.inventory import service as inventory
-from omnicommerce.inventory.domain import InsufficientStock, RowKey, atp, haversine_km
+from omnicommerce.inventory.domain import InsufficientStock, LocationInfo, RowKey, atp, haversine_km
 from omnicommerce.orders import service as orders
 from omnicommerce.orders.domain import Order
 from omnicommerce.orders.domain import Status as OrderStatus
@@ -111,6 +115,7 @@ log = logging.getLogger("omnicommerce.fulfillment")
 ROUTING_ACTOR = "fulfillment"
 MOVE_ATTEMPTS = 4  # re-plans after another order took units this plan counted on
 TIME_BUDGET_MS = 50
+MIN_BATCH_ROUND_S = 0.5  # a re-plan after dropping orders gets at least this long
 
 # --- rules -------------------------------------------------------------------------------------
 
@@ -161,6 +166,8 @@ def route_paid_order(uow: UnitOfWork, order_id: str) -> list[FulfillmentOrder]:
     # First, so that a concurrent routing or cancel of the same order loses here (compare-and-set
     # on the order's version: OrderChanged rolls this routing back) before anything is moved.
     orders.start_fulfilment(uow, SYSTEM, order.id)
+    if _carried_out(uow, order):
+        return _carry_out(uow, order, held)
     rules = _rules_for(uow, order.channel)
     pickup = (order.fulfillment or {}).get("type") == "pickup"
     if pickup:
@@ -170,6 +177,52 @@ def route_paid_order(uow: UnitOfWork, order_id: str) -> list[FulfillmentOrder]:
         placement, decision = _place(uow, order, lines, held, rules, exclude=frozenset())
     fos = _create_fos(uow, order, placement, Kind.PICKUP if pickup else Kind.SHIP, rerouted_from=None)
     _record_decision(uow, order.id, "order.paid", decision, placement)
+    return fos
+
+
+def _carried_out(uow: UnitOfWork, order: Order) -> bool:
+    """A store-bound cart checked out with no fulfillment choice: a till sale the customer takes
+    away now (the order reads as a pickup at that store; the cart tells which it was)."""
+    chosen = order.fulfillment or {}
+    if order.cart_id is None or order.location_id is None:
+        return False
+    if chosen.get("type") != "pickup" or chosen.get("location_id") != order.location_id:
+        return False
+    return carts.get_cart(uow, SYSTEM, order.cart_id).fulfillment is None
+
+
+def _carry_out(uow: UnitOfWork, order: Order, held: Mapping[RowKey, int]) -> list[FulfillmentOrder]:
+    """The units left the store with the customer: fulfillment orders created handed over, the
+    units consumed from the store's stock (ledger reason ``sale``), the order completed."""
+    placement = Placement(dict(held), frozenset(), {})
+    fos = _create_fos(uow, order, placement, Kind.CARRY_OUT, rerouted_from=None, handed_over_at=clock.now())
+    for fo in fos:
+        inventory.consume_allocations(
+            uow,
+            order_id=order.id,
+            location_id=fo.location_id,
+            lines=fo.units,
+            reason="sale",
+            actor=ROUTING_ACTOR,
+        )
+        uow.emit(CarriedOut(**_facts(fo), lines=_unit_lines(fo.units)))
+    decision = {
+        "method": "carry-out",
+        "cost": 0.0,
+        "packages": 0,
+        "ship_to": None,
+        "candidates": [
+            {
+                "location_id": f.location_id,
+                "chosen": True,
+                "reason": "sold at this store's till",
+                "package_cost": None,
+            }
+            for f in fos
+        ],
+    }
+    _record_decision(uow, order.id, "order.paid", decision, placement)
+    _complete_order_if_done(uow, order.id)
     return fos
 
 
@@ -430,7 +483,10 @@ def _create_fos(
     *,
     rerouted_from: str | None,
     window: tuple[datetime, datetime] | None = None,
+    handed_over_at: datetime | None = None,
 ) -> list[FulfillmentOrder]:
+    """One fulfillment order per location of ``placement``: pending, or picked up already when
+    ``handed_over_at`` is given (a carry-out)."""
     by_location: dict[str, list[FoLine]] = {}
     for (sku, loc), n in sorted(placement.rows.items()):
         if n > 0:
@@ -445,7 +501,7 @@ def _create_fos(
             customer_id=order.customer_id,
             location_id=loc,
             kind=kind,
-            status=Status.PENDING,
+            status=Status.PICKED_UP if handed_over_at else Status.PENDING,
             version=1,
             lines=tuple(lines),
             delayed=loc in placement.delayed,
@@ -456,7 +512,7 @@ def _create_fos(
             arrived_at=None,
             arrival_bay=None,
             arrival_car=None,
-            handed_over_at=None,
+            handed_over_at=handed_over_at,
             reason=None,
             rerouted_from=rerouted_from,
             created_at=now,
@@ -684,9 +740,9 @@ def reject(
         raise FulfillmentOrderChanged(f"fulfillment order {fo.id!r} changed; reload and retry")
     fo = replace(fo, lines=remaining, reason=reason)
     order = orders.get_order(uow, SYSTEM, fo.order_id)
-    rerouted: list[FulfillmentOrder] = []
-    unfilled = dict(lines)
-    if fo.kind != Kind.PICKUP:
+    if fo.kind == Kind.PICKUP:
+        rerouted, unfilled = _reroute_pickup(uow, order, fo, lines)
+    else:
         rerouted, unfilled = _reroute(uow, order, fo, lines)
     uow.emit(
         FulfillmentRejected(
@@ -699,6 +755,8 @@ def reject(
         )
     )
     _complete_order_if_done(uow, fo.order_id)
+    if needs_refund(uow, fo.order_id):  # nothing left anywhere: the whole payment goes back
+        repo.set_refund_due(uow.conn, [fo.id], True)
     return Rejection(fo, rerouted, unfilled)
 
 
@@ -713,19 +771,101 @@ def _check_rejected_lines(fo: FulfillmentOrder, lines: Mapping[str, int]) -> Non
         )
 
 
+def _refused(uow: UnitOfWork, order_id: str) -> frozenset[str]:
+    """Locations that rejected units of this order: never asked for them again."""
+    return frozenset(
+        f.location_id for f in repo.for_order(uow.conn, order_id) if any(ln.rejected for ln in f.lines)
+    )
+
+
 def _reroute(
     uow: UnitOfWork, order: Order, fo: FulfillmentOrder, lines: Mapping[str, int]
 ) -> tuple[list[FulfillmentOrder], dict[str, int]]:
     rules = _rules_for(uow, order.channel)
-    refused = frozenset(
-        f.location_id for f in repo.for_order(uow.conn, order.id) if any(ln.rejected for ln in f.lines)
-    )
+    refused = _refused(uow, order.id)
     placement, decision = _place(
         uow, order, sorted(lines.items()), {}, rules, exclude=refused | {fo.location_id}
     )
     new = _create_fos(uow, order, placement, Kind.SHIP, rerouted_from=fo.id)
     _record_decision(uow, order.id, f"rejection:{fo.id}", decision, placement)
     return new, placement.unfilled
+
+
+def _reroute_pickup(
+    uow: UnitOfWork, order: Order, fo: FulfillmentOrder, lines: Mapping[str, int]
+) -> tuple[list[FulfillmentOrder], dict[str, int]]:
+    """Units a pickup store could not find wait at the nearest other pickup store within the
+    channel's ``pickup_reroute_km`` that holds them all (taken with the conditional update; the
+    next store is tried when another order got them first), and the customer is told where
+    (``pickup.rerouted``). No such store: they stay unfilled."""
+    rules = _rules_for(uow, order.channel)
+    origin = inventory.get_location(uow, fo.location_id)
+    stores = _pickup_stores_near(uow, order.channel, origin, lines, rules, exclude=_refused(uow, order.id))
+    candidates = [
+        {
+            "location_id": loc,
+            "chosen": False,
+            "reason": f"{km:.1f} km from {fo.location_id}, holds every unit",
+        }
+        for loc, km in stores
+    ]
+    decision = {
+        "method": "pickup-reroute",
+        "cost": 0.0,
+        "packages": 0,
+        "ship_to": None,
+        "candidates": candidates,
+    }
+    for loc, km in stores:
+        rows = {(sku, loc): n for sku, n in lines.items()}
+        try:
+            inventory.move_allocations(
+                uow, order_id=order.id, moves=rows, reason="route", actor=ROUTING_ACTOR
+            )
+        except InsufficientStock:
+            continue  # another order took them since they were counted
+        placement = Placement(rows, frozenset(), {})
+        new = _create_fos(uow, order, placement, Kind.PICKUP, rerouted_from=fo.id)
+        _record_decision(uow, order.id, f"rejection:{fo.id}", {**decision, "packages": 1}, placement)
+        uow.emit(
+            PickupRerouted(
+                **_facts(new[0]),
+                from_location_id=fo.location_id,
+                distance_km=round(km, 2),
+                lines=_unit_lines(lines),
+            )
+        )
+        return new, {}
+    _record_decision(uow, order.id, f"rejection:{fo.id}", decision, Placement({}, frozenset(), dict(lines)))
+    return [], dict(lines)
+
+
+def _pickup_stores_near(
+    uow: UnitOfWork,
+    channel: str,
+    origin: LocationInfo,
+    lines: Mapping[str, int],
+    rules: RoutingRules,
+    *,
+    exclude: frozenset[str],
+) -> list[tuple[str, float]]:
+    """(store, km from ``origin``) of the active pickup stores the channel sees within
+    ``pickup_reroute_km`` holding every unit of ``lines``, nearest first."""
+    if origin.lat is None or origin.lon is None or rules.pickup_reroute_km <= 0:
+        return []
+    units, sites, _ = _sourcing(uow, channel, lines, {}, rules, None)
+    found = []
+    for site in sites.values():
+        if site.id in exclude or site.id == origin.id or site.lat is None or site.lon is None:
+            continue
+        if not (site.active and "pickup" in site.capabilities and site.visible_to_channel):
+            continue
+        if any(units[site.id].get(sku, 0) < n for sku, n in lines.items()):
+            continue
+        km = haversine_km((origin.lat, origin.lon), (site.lat, site.lon))
+        if km <= rules.pickup_reroute_km:
+            found.append((site.id, km))
+    return sorted(found, key=lambda x: (x[1], x[0]))
 
 
 # --- pickup and curbside -----------------------------------------------------------------------
@@ -812,6 +952,10 @@ def expire_pickup(uow: UnitOfWork, fo_id: str) -> FulfillmentOrder | None:
 
 def refunds_due(uow: UnitOfWork, *, limit: int = 100) -> list[tuple[str, str]]:
     return repo.refunds_due(uow.conn, limit)
+
+
+def refunds_due_of(uow: UnitOfWork, order_id: str) -> list[tuple[str, str]]:
+    return repo.refunds_due(uow.conn, 100, order_id=order_id)
 
 
 def refund_settled(uow: UnitOfWork, fo_id: str) -> None:
@@ -1102,6 +1246,7 @@ class BatchOutcome:
     cost: float  # of the batch plan
     bound: float  # no plan of these orders costs less (Lagrangian bound)
     method: str
+    dropped_for_distance: int = 0  # re-planned alone: the batch plan sent them beyond max_distance_km
 
 
 def reoptimize_open_orders(
@@ -1113,6 +1258,7 @@ def reoptimize_open_orders(
     transaction — allocations moved (rows locked up front, in order) and changed orders' pending
     fulfillment orders replaced — or, if other orders took units meanwhile, not at all
     (``InsufficientStock``: nothing changed, run again)."""
+    get_channel(uow.conn, channel)
     rules = _rules_for(uow, channel)
     locked = {
         oid: repo.lock_order(uow.conn, oid) for oid in repo.open_shipment_orders(uow.conn, channel, limit)
@@ -1135,30 +1281,82 @@ def reoptimize_open_orders(
     batch = [oid for oid in batch if ship_to[oid] is not None]  # distance must mean something
     if not batch:
         return BatchOutcome(0, 0, 0.0, 0.0, "none")
-    candidates, rejected = _candidates(uow, stock, sites, rules, ship_to=None, exclude=frozenset())
     weights = _weights(uow, skus)
     lines = {oid: [(ln.sku, ln.quantity) for ln in order_of[oid].lines] for oid in batch}
-    result = route_batch(
-        [_to_route(order_of[oid], lines[oid], weights, ship_to[oid]) for oid in batch],
-        candidates,
-        cost_model_of(rules, distance_known=True),
-        time_budget_s=time_budget_s,
-    )
+    deadline = time_module.monotonic() + time_budget_s
+    alone: list[str] = []
+    while True:
+        candidates, rejected = _candidates(uow, stock, sites, rules, ship_to=None, exclude=frozenset())
+        result = route_batch(
+            [_to_route(order_of[oid], lines[oid], weights, ship_to[oid]) for oid in batch],
+            candidates,
+            cost_model_of(rules, distance_known=True),
+            time_budget_s=max(MIN_BATCH_ROUND_S, deadline - time_module.monotonic()),
+        )
+        far = _sent_too_far(batch, result.plans, sites, rules, ship_to)
+        if not far:
+            break
+        # The engine plans the batch over one candidate set; the distance filter is per order:
+        # orders it sent too far leave the batch with their units, to be re-planned alone.
+        alone += sorted(far)
+        for oid in far:
+            for (sku, loc), n in held[oid].items():
+                stock[loc][sku] -= n
+        batch = [oid for oid in batch if oid not in far]
+        if not batch:
+            break
     targets: dict[str, Placement] = {}
-    for oid, plan in zip(batch, result.plans, strict=True):
+    for oid, plan in zip(batch, result.plans if batch else (), strict=True):
         rows, delayed, unfilled = _rows_of(plan, lines[oid])
         targets[oid] = _placement(_keep_unfilled_where_held(rows, unfilled, held[oid]), delayed, lines[oid])
     changed = [oid for oid in batch if targets[oid].rows != held[oid]]
     _apply_batch(uow, changed, held, targets)
-    for oid, plan in zip(batch, result.plans, strict=True):
+    for oid, plan in zip(batch, result.plans if batch else (), strict=True):
         if oid in changed:
-            for f in filter(_replaceable, locked[oid]):
-                _move(uow, f, Action.CANCEL, reason="re-planned with other open orders")
-                uow.emit(FulfillmentCancelled(**_facts(f), reason="re-planned with other open orders"))
-            _create_fos(uow, order_of[oid], targets[oid], Kind.SHIP, rerouted_from=None)
-            decision = _decision(plan, sites, rejected, ship_to[oid])
-            _record_decision(uow, oid, "batch", decision, targets[oid])
-    return BatchOutcome(len(batch), len(changed), result.cost, result.bound, "batch-milp")
+            _replace_pending(uow, order_of[oid], locked[oid], targets[oid])
+            _record_decision(uow, oid, "batch", _decision(plan, sites, rejected, ship_to[oid]), targets[oid])
+    for oid in alone:  # the single-order engine applies the distance filter to its own ship-to
+        placement, decision = _place(uow, order_of[oid], lines[oid], held[oid], rules, exclude=frozenset())
+        if placement.rows != held[oid]:
+            _replace_pending(uow, order_of[oid], locked[oid], placement)
+            _record_decision(uow, oid, "batch", decision, placement)
+            changed.append(oid)
+    cost, bound, method = (result.cost, result.bound, "batch-milp") if batch else (0.0, 0.0, "each-alone")
+    return BatchOutcome(len(batch) + len(alone), len(changed), cost, bound, method, len(alone))
+
+
+def _replace_pending(
+    uow: UnitOfWork, order: Order, fos: Sequence[FulfillmentOrder], placement: Placement
+) -> None:
+    """The order's pending shipments cancelled; new ones where its allocations now are."""
+    for f in filter(_replaceable, fos):
+        _move(uow, f, Action.CANCEL, reason="re-planned with other open orders")
+        uow.emit(FulfillmentCancelled(**_facts(f), reason="re-planned with other open orders"))
+    _create_fos(uow, order, placement, Kind.SHIP, rerouted_from=None)
+
+
+def _sent_too_far(
+    batch: Sequence[str],
+    plans: Sequence[routing.Plan],
+    sites: Mapping[str, Site],
+    rules: RoutingRules,
+    ship_to: Mapping[str, tuple[float, float] | None],
+) -> set[str]:
+    """Orders of the batch plan served from a location the distance filter rules out for them."""
+    filters = filters_of(rules)
+    if filters.max_distance_km is None:
+        return set()
+    now = clock.now()
+    return {
+        oid
+        for oid, plan in zip(batch, plans, strict=True)
+        if any(
+            rejection_reason(
+                sites[a.location_id], filters, ship_to=ship_to[oid], now=now, also_excluded=frozenset()
+            )
+            for a in plan.assignments
+        )
+    }
 
 
 def _replaceable(fo: FulfillmentOrder) -> bool:

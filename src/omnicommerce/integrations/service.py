@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.integrations import repository as repo
 from omnicommerce.integrations.domain import (
     Attempt,
@@ -38,6 +39,7 @@ from omnicommerce.integrations.events import (
     WebhookEndpointDisabled,
     WebhookFailed,
 )
+from omnicommerce.integrations.models import webhook_deliveries
 from omnicommerce.integrations.schemas import EndpointCreate
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
@@ -45,6 +47,7 @@ from omnicommerce.platform.db import Database, UnitOfWork
 from omnicommerce.platform.events import REGISTRY
 from omnicommerce.platform.ids import new_id
 from omnicommerce.platform.outbox import Envelope
+from omnicommerce.platform.pii import mentions_any, redact_documents, rows_where
 
 SUBSCRIBED_TYPES_TTL_SECONDS = 2.0
 
@@ -271,3 +274,22 @@ def settle_all(
         settle_attempt(uow, due, result, max_attempts=max_attempts, backoff_base=backoff_base)
         for due, result in results
     ]
+
+
+# --- privacy (called by customers.privacy for export and erasure requests) --------------------------
+
+
+def customer_data(uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
+    """Webhook deliveries whose body mentions the person (their ids, orders, carts or contacts)."""
+    if not subject.keys:
+        return []
+    return rows_where(uow.conn, webhook_deliveries, mentions_any(webhook_deliveries.c.payload, subject.keys))
+
+
+def erase_customer_pii(uow: UnitOfWork, subject: Subject) -> int:
+    """Personal data out of the delivery log bodies that mention the person; the log keeps the
+    event id, type, status and attempts. A replay then sends the redacted body."""
+    d = webhook_deliveries.c
+    return redact_documents(
+        uow.conn, webhook_deliveries, d.id, d.payload, mentioning=subject.keys, terms=subject.terms
+    )

@@ -66,7 +66,7 @@ CUSTOMER_SCOPES = frozenset(
 class Principal:
     """The acting party, passed to every service function."""
 
-    kind: str  # "api_key" | "customer"
+    kind: str  # "api_key" | "customer" | "staff"
     id: str
     scopes: frozenset[str] = field(default_factory=frozenset)
     channel: str | None = None
@@ -264,4 +264,8 @@ def authenticate(
     token = token.strip()
     if token.startswith("omk_"):
         return authenticate_api_key(conn_factory, token, cache_seconds=cache_seconds)
+    if token.startswith("oms_"):  # a staff user's token (console); imported here: staff builds on auth
+        from omnicommerce.platform.staff.service import authenticate as authenticate_staff
+
+        return authenticate_staff(secret, conn_factory, token, cache_seconds=cache_seconds)
     return authenticate_customer_token(secret, token)

@@ -60,9 +60,18 @@ class Settings(BaseSettings):
         description="Signs customer tokens; set a long random value in production",
     )
     reservation_ttl_seconds: int = Field(default=900, ge=1, description="Lifetime of a cart's stock hold")
+    checkout_stalled_seconds: int = Field(
+        default=600,
+        ge=60,
+        description="A checkout untouched this long was cut off: its payment is voided, its cart reopened",
+    )
     access_token_ttl_seconds: int = Field(default=900, ge=1, description="Customer access token lifetime")
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1, description="Refresh token lifetime")
     handoff_code_ttl_seconds: int = Field(default=1800, ge=1, description="Lifetime of a cart hand-off code")
+    staff_access_token_ttl_seconds: int = Field(default=900, ge=1, description="Staff access token lifetime")
+    staff_refresh_token_ttl_seconds: int = Field(
+        default=12 * 3600, ge=1, description="Staff refresh token lifetime (a shift: sign in again the next day)"
+    )
     api_key_cache_seconds: float = Field(
         default=10.0, ge=0, description="How long a verified API key is cached in-process (0 = no cache)"
     )
@@ -88,6 +97,9 @@ class Settings(BaseSettings):
     rate_limit_customer_per_minute: int = Field(
         default=600, ge=1, description="Requests per minute per customer token"
     )
+    rate_limit_staff_per_minute: int = Field(
+        default=1200, ge=1, description="Requests per minute per staff token (console users)"
+    )
     rate_limit_anonymous_per_minute: int = Field(
         default=300, ge=1, description="Requests per minute per client IP without a credential"
     )
@@ -107,17 +119,20 @@ class Settings(BaseSettings):
         description="Run the periodic jobs inside `omni serve` and `omni worker` (each job runs in one "
         "process at a time, whatever the number of processes)",
     )
-    scheduler_tick_seconds: float = Field(default=1.0, gt=0, description="How often the scheduler looks for due jobs")
+    scheduler_tick_seconds: float = Field(
+        default=1.0, gt=0, description="How often the scheduler looks for due jobs"
+    )
     hold_sweep_seconds: float = Field(
         default=60, ge=0, description="Release expired stock holds every N seconds (0: off)"
     )
     pickup_sweep_seconds: float = Field(
         default=300,
         ge=0,
-        description="Cancel and refund pickups past their window, retry pending refunds, every N seconds (0: off)",
+        description="Cancel and refund pickups past their window, retry pending refunds, every N seconds "
+        "(0: off)",
     )
     reoptimize_seconds: float = Field(
-        default=300, ge=0, description="Re-plan open shipment orders together (batch) every N seconds (0: off)"
+        default=300, ge=0, description="Re-plan open shipment orders together every N seconds (0: off)"
     )
     reoptimize_time_budget_seconds: float = Field(
         default=20, gt=0, description="Solver time budget of one channel's scheduled batch re-planning"

@@ -25,7 +25,7 @@ import pkgutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +51,7 @@ from omnicommerce.platform import clock
 from omnicommerce.platform.background import BackgroundLoop
 from omnicommerce.platform.db import Database, UnitOfWork, UTCDateTime, metadata
 from omnicommerce.platform.events import Event
+from omnicommerce.platform.pii import redact_documents
 
 log = logging.getLogger("omnicommerce.outbox")
 
@@ -293,3 +294,11 @@ class Relay(OutboxRelay):
             for sub in [*self._subscriptions.get(row.type, []), *self._subscriptions.get(ANY_EVENT, [])]:
                 if sub.wants(self.db, env):
                     handle_once(self.db, sub.consumer, sub.handler, env)
+
+
+def erase_outbox_pii(uow: UnitOfWork, *, keys: Collection[str], terms: Collection[str]) -> int:
+    """Privacy erasure: redact personal data in the payloads of outbox rows that mention the
+    person (``keys``: their ids and contacts; ``terms``: their identifying strings). Published
+    rows and rows still waiting alike; the documents keep their shape, so a waiting event is
+    still delivered, without the personal data. Returns the rows changed."""
+    return redact_documents(uow.conn, outbox, outbox.c.seq, outbox.c.payload, mentioning=keys, terms=terms)

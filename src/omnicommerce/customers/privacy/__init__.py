@@ -1,0 +1,1 @@
+"""Privacy requests: export everything about a person, erase it, and keep them erased."""
