@@ -190,6 +190,7 @@ app.add_typer(__import__("omnicommerce.cli.fulfillment", fromlist=["app"]).app, 
 app.add_typer(__import__("omnicommerce.cli.customers", fromlist=["app"]).app, name="customers")
 app.add_typer(__import__("omnicommerce.cli.segments", fromlist=["app"]).app, name="segments")
 app.add_typer(__import__("omnicommerce.cli.scheduler", fromlist=["app"]).app, name="jobs")
+app.add_typer(__import__("omnicommerce.cli.staff", fromlist=["app"]).app, name="staff")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -203,6 +204,14 @@ def bench(
     """
     script = _find_bench(name)
     raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args], env=dict(os.environ)))
+
+
+@app.command("config-doc")
+def config_doc() -> None:
+    """Print the configuration reference (docs/configuration.md) generated from the settings."""
+    from omnicommerce.api.configdoc import render
+
+    sys.stdout.write(render())
 
 
 @app.command("events-doc")
