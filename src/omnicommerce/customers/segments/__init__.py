@@ -1,0 +1,1 @@
+"""Rule-based customer segments: rules as data, evaluated in SQL, kept current incrementally."""
