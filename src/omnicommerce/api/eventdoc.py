@@ -14,6 +14,8 @@ EVENT_MODULES = [
         "pricing",
         "inventory",
         "customers",
+        "customers.segments",
+        "customers.privacy",
         "carts",
         "orders",
         "fulfillment",

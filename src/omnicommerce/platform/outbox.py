@@ -147,16 +147,24 @@ def subscriber(
 
 
 def load_subscribers(package: str = "omnicommerce") -> list[Subscription]:
-    """Import every ``<package>.<context>.subscribers`` module and return all registrations.
+    """Import every ``subscribers`` module of a context or of a context's sub-package
+    (``<package>.<context>[.<part>].subscribers``) and return all registrations.
 
     Found by name, so the platform depends on no context (the layering stays one-way).
     """
     root = importlib.import_module(package)
     for info in pkgutil.iter_modules(root.__path__):
-        name = f"{package}.{info.name}.subscribers"
-        if info.ispkg and importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+        if info.ispkg:
+            _import_subscribers(f"{package}.{info.name}")
     return list(SUBSCRIPTIONS)
+
+
+def _import_subscribers(context: str) -> None:
+    if importlib.util.find_spec(f"{context}.subscribers") is not None:
+        importlib.import_module(f"{context}.subscribers")
+    for part in pkgutil.iter_modules(importlib.import_module(context).__path__):
+        if part.ispkg and importlib.util.find_spec(f"{context}.{part.name}.subscribers") is not None:
+            importlib.import_module(f"{context}.{part.name}.subscribers")
 
 
 def handle_once(db: Database, consumer: str, handler: Handler, env: Envelope) -> bool:
