@@ -1,10 +1,9 @@
-"""``omni fulfillment …``: the sweeper (pickup expiry, refunds to retry; once or every N
-seconds), batch re-planning of open orders, and routing an order by hand (what the
-``order.paid`` subscriber does)."""
+"""``omni fulfillment …``: the sweeper (pickup expiry, refunds to retry) and batch re-planning
+of open orders run once by hand (the scheduler runs both periodically), and routing an order by
+hand (what the ``order.paid`` subscriber does)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 import typer
@@ -17,28 +16,16 @@ console = Console()
 
 
 @app.command("sweep")
-def sweep(
-    every: Annotated[float, typer.Option(help="Repeat every N seconds (0: run once)", min=0)] = 0,
-) -> None:
-    """Cancel pickups past their window (units back, orders refunded); retry returns' refunds."""
+def sweep() -> None:
+    """Cancel pickups past their window (units back, orders refunded); retry returns' refunds.
+    Once, now: the scheduler runs it every OMNI_PICKUP_SWEEP_SECONDS inside `omni serve`/`omni worker`."""
     from omnicommerce.fulfillment import jobs
     from omnicommerce.platform.db import Database
 
-    db = Database(get_settings().database_url, pool_size=2)
-    stop = threading.Event()  # a pause that Ctrl-C interrupts
+    settings = get_settings()
+    db = Database(settings.database_url, pool_size=2)
     try:
-        while True:
-            result = jobs.expire_pickups(db)
-            returns_refunded, returns_pending = jobs.refund_returns(db)
-            console.print(
-                f"pickups expired {result.expired}, refunded {result.refunded}, "
-                f"to retry {result.refund_failures}; returns refunded {returns_refunded}, "
-                f"to retry {returns_pending}"
-            )
-            if every <= 0 or stop.wait(every):
-                break
-    except KeyboardInterrupt:
-        pass
+        console.print(jobs.scheduled_sweep(db, settings))
     finally:
         db.dispose()
 
@@ -85,5 +72,5 @@ def reoptimize(
         return
     console.print(
         f"{outcome.orders} open orders, {outcome.changed} re-planned; cost {outcome.cost:.2f}, "
-        f"lower bound {outcome.bound:.2f}"
+        f"lower bound {outcome.bound:.2f}; {outcome.dropped_for_distance} re-planned alone (distance filter)"
     )

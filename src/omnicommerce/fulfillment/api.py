@@ -4,6 +4,7 @@ transitions, rejections with re-routing, pickup (BOPIS) and curbside."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import time
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from omnicommerce.fulfillment.domain import (
     FulfillmentOrderNotFound,
     IllegalTransition,
     PickupExpired,
+    ReplanningRaced,
     ReturnNotFound,
     SameDayUnavailable,
     SlotFull,
@@ -37,6 +39,8 @@ from omnicommerce.fulfillment.schemas import (
     HandOverRequest,
     RejectionOut,
     RejectRequest,
+    ReoptimizeOut,
+    ReoptimizeRequest,
     ReturnCreate,
     ReturnOut,
     RoutingOut,
@@ -84,6 +88,7 @@ def customer_or(scope: str) -> Callable[..., Awaitable[Principal]]:
 
 FulfillmentRead = Annotated[Principal, Depends(require(Scope.FULFILLMENT_READ))]
 FulfillmentWrite = Annotated[Principal, Depends(require(Scope.FULFILLMENT_WRITE))]
+Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 CustomerOrRead = Annotated[Principal, Depends(customer_or(Scope.FULFILLMENT_READ))]
 CustomerOrWrite = Annotated[Principal, Depends(customer_or(Scope.FULFILLMENT_WRITE))]
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -123,6 +128,23 @@ def put_rules(channel: str, body: RoutingRules, actor: FulfillmentWrite, uow: Uo
     version = service.put_rules(uow, actor, channel, body)
     uow.commit()
     return RulesOut(channel=channel, version=version, rules=body)
+
+
+@router.post(
+    "/fulfillment/reoptimize",
+    response_model=ReoptimizeOut,
+    responses=problem_schema(UnknownChannel, ReplanningRaced),
+)
+def reoptimize(body: ReoptimizeRequest, actor: Admin, db: Db) -> ReoptimizeOut:
+    """Re-plan the channel's open shipment orders (no location started on them) together, now:
+    what the scheduler does every OMNI_REOPTIMIZE_SECONDS. Takes up to `time_budget_seconds`;
+    all or nothing (409 when other orders took planned units meanwhile: run again)."""
+    outcome = jobs.reoptimize(
+        db, channel=body.channel, limit=body.limit, time_budget_s=body.time_budget_seconds
+    )
+    if outcome is None:
+        raise ReplanningRaced("other orders took units the plan counted on; nothing changed: run again")
+    return ReoptimizeOut(channel=body.channel, **asdict(outcome))
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -279,19 +301,32 @@ def cancel(
     ),
 )
 def reject(
-    fo_id: str, body: RejectRequest, actor: FulfillmentWrite, uow: UoW, idem: IdempotencyKey
+    fo_id: str,
+    body: RejectRequest,
+    actor: FulfillmentWrite,
+    uow: UoW,
+    db: Db,
+    provider: Provider,
+    idem: IdempotencyKey,
 ) -> JSONResponse:
-    """The store cannot find these units: stock is corrected there and the lines are re-routed."""
+    """The store cannot find these units: stock is corrected there and the lines are re-routed
+    (a shipment to the next best location, a pickup to another pickup store nearby). When nothing
+    of the order is left anywhere, the order is refunded at once (or by the sweeper, on failure)."""
+    order_id: list[str] = []
 
     def produce() -> RejectionOut:
         done = service.reject(uow, actor, fo_id, lines=body.units(), reason=body.reason)
+        order_id.append(done.fulfillment_order.order_id)
         return RejectionOut(
             fulfillment_order=_out(done.fulfillment_order, actor),
             rerouted_to=[_out(fo, actor) for fo in done.rerouted_to],
             unfilled=done.unfilled,
         )
 
-    return idem.run(uow, body, produce, status=200)
+    answer = idem.run(uow, body, produce, status=200)
+    if order_id:  # after commit: the provider is never called in a transaction
+        jobs.refund_if_due(db, provider, order_id[0])
+    return answer
 
 
 @router.post(

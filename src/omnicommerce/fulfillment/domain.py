@@ -20,6 +20,7 @@ class Kind(StrEnum):
     SHIP = "ship"  # from a DC or a store to the customer's address
     PICKUP = "pickup"  # BOPIS (and curbside, when the customer announces arrival)
     SAME_DAY = "same_day"  # a store's courier delivers today, in a booked slot
+    CARRY_OUT = "carry_out"  # a till sale from a store-bound cart: handed over at checkout, done at once
 
 
 class Status(StrEnum):
@@ -75,6 +76,7 @@ TRANSITIONS: Mapping[Kind, Mapping[tuple[Status, Action], Status]] = {
         (Status.READY_FOR_PICKUP, Action.EXPIRE): Status.CANCELLED,
         (Status.READY_FOR_PICKUP, Action.CANCEL): Status.CANCELLED,
     },
+    Kind.CARRY_OUT: {},  # created picked up: nothing left to do (returns go through the return flow)
 }
 
 # A fulfillment order in one of these is done; the order completes when every one of its
@@ -454,3 +456,8 @@ class BadReturn(InvalidInput):
 class InvalidRules(InvalidInput):
     code = "invalid-routing-rules"
     title = "Invalid routing rules"
+
+
+class ReplanningRaced(Conflict):
+    code = "replanning-raced"
+    title = "Stock moved while planning: nothing was changed"

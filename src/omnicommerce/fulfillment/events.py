@@ -99,6 +99,24 @@ class PickupCollected(_FulfillmentEvent):
     handover_seconds: float | None = None
 
 
+class CarriedOut(_FulfillmentEvent):
+    """A till checkout with no fulfillment choice: the customer took the units, the order is complete."""
+
+    type: Literal["fulfillment.carried_out"] = "fulfillment.carried_out"
+    version: Literal[1] = 1
+    lines: list[UnitLine]
+
+
+class PickupRerouted(_FulfillmentEvent):
+    """Units the pickup store could not find wait at another store nearby: tell the customer where."""
+
+    type: Literal["pickup.rerouted"] = "pickup.rerouted"
+    version: Literal[1] = 1
+    from_location_id: str
+    distance_km: float
+    lines: list[UnitLine]
+
+
 class PickupExpired(_FulfillmentEvent):
     """Not collected in time: cancelled, stock released, the payment refunded."""
 

@@ -1,5 +1,6 @@
 """Periodic fulfillment work: the pickup-expiry sweeper, refunds of returns, and the batch
-re-planning of open orders.
+re-planning of open orders — run by the scheduler (``platform/scheduler.py``) inside ``omni
+serve`` and ``omni worker``, one process at a time, and by hand from ``omni fulfillment …``.
 
 Correctness does not wait for it: a pickup past its window is refused at the counter and left
 out of the store's queue when read. The sweeper cancels it, gives the units back to sellable
@@ -14,13 +15,17 @@ import logging
 from dataclasses import dataclass
 
 from omnicommerce.fulfillment import service
+from omnicommerce.inventory import jobs as inventory_jobs
 from omnicommerce.inventory.domain import InsufficientStock
 from omnicommerce.orders import checkout as order_flows
 from omnicommerce.orders import service as orders
 from omnicommerce.orders.payments import PaymentProvider, ProviderError, ProviderTimeout, provider_for
 from omnicommerce.platform.auth import SYSTEM
+from omnicommerce.platform.channels import list_channels
+from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database, transaction
 from omnicommerce.platform.errors import DomainError
+from omnicommerce.platform.scheduler import periodic
 
 log = logging.getLogger("omnicommerce.fulfillment.jobs")
 
@@ -44,24 +49,37 @@ def expire_pickups(db: Database, provider: PaymentProvider | None = None, *, lim
 
 
 def refund_expired(db: Database, provider: PaymentProvider, *, limit: int = 100) -> tuple[int, int]:
-    """Refund orders whose pickups all expired (or were rejected); returns (refunded, failed)."""
+    """Refund orders whose pickups all expired (or whose every part was rejected); returns
+    (refunded, failed)."""
     with db.uow(readonly=True) as uow:
         due = service.refunds_due(uow, limit=limit)
-    refunded = failed = 0
-    for fo_id, order_id in due:
-        with db.uow(readonly=True) as uow:
-            wanted = service.needs_refund(uow, order_id)
-        if wanted:
-            try:
-                order_flows.refund(db, provider, SYSTEM, order_id)
-                refunded += 1
-            except DomainError as exc:  # provider down, order changed: stays due, retried next run
-                log.warning("refund of expired pickup %s failed: %s", fo_id, exc.detail)
-                failed += 1
-                continue
-        with transaction(db) as uow:
-            service.refund_settled(uow, fo_id)
-    return refunded, failed
+    outcomes = [_settle_refund(db, provider, fo_id, order_id) for fo_id, order_id in due]
+    return outcomes.count(True), outcomes.count(False)
+
+
+def refund_if_due(db: Database, provider: PaymentProvider, order_id: str) -> bool | None:
+    """Right after a rejection committed: refund the order if nothing of it is left anywhere.
+    None when nothing is due; False when the refund failed (the sweeper retries it)."""
+    with db.uow(readonly=True) as uow:
+        due = service.refunds_due_of(uow, order_id)
+    outcomes = [_settle_refund(db, provider, fo_id, oid) for fo_id, oid in due]
+    return all(o is not False for o in outcomes) if outcomes else None
+
+
+def _settle_refund(db: Database, provider: PaymentProvider, fo_id: str, order_id: str) -> bool | None:
+    """Refund ``order_id`` if still wanted, then clear ``fo_id``'s flag: True refunded, None not
+    wanted any more, False failed (the flag stays: retried on the next run)."""
+    with db.uow(readonly=True) as uow:
+        wanted = service.needs_refund(uow, order_id)
+    if wanted:
+        try:
+            order_flows.refund(db, provider, SYSTEM, order_id)
+        except DomainError as exc:  # provider down, order changed: stays due, retried next run
+            log.warning("refund of order %s (%s) failed: %s", order_id, fo_id, exc.detail)
+            return False
+    with transaction(db) as uow:
+        service.refund_settled(uow, fo_id)
+    return True if wanted else None
 
 
 def refund_return(db: Database, provider: PaymentProvider, return_id: str) -> bool:
@@ -112,3 +130,47 @@ def reoptimize(
     except InsufficientStock:
         log.info("batch re-planning of %s not applied: stock moved meanwhile", channel)
         return None
+
+
+# --- scheduled (platform.scheduler) ------------------------------------------------------------
+
+
+@periodic("fulfillment.sweep", every="pickup_sweep_seconds")
+def scheduled_sweep(db: Database, settings: Settings) -> str:
+    """Cancel pickups past their window (units back to stock, orders refunded) and retry the
+    refunds of expired pickups and received returns that have not gone through."""
+    result = expire_pickups(db)
+    returns_refunded, returns_pending = refund_returns(db)
+    return (
+        f"pickups expired {result.expired}, refunded {result.refunded}, to retry "
+        f"{result.refund_failures}; returns refunded {returns_refunded}, to retry {returns_pending}"
+    )
+
+
+@periodic("fulfillment.reoptimize", every="reoptimize_seconds")
+def scheduled_reoptimize(db: Database, settings: Settings) -> str:
+    """Re-plan every channel's open shipment orders together (batch), one channel at a time."""
+    with db.uow(readonly=True) as uow:
+        channels = [c.id for c in list_channels(uow.conn)]
+    parts = []
+    for channel in channels:
+        outcome = reoptimize(db, channel=channel, time_budget_s=settings.reoptimize_time_budget_seconds)
+        if outcome is None:
+            parts.append(f"{channel}: stock moved, next run")
+        elif outcome.orders:
+            parts.append(f"{channel}: {outcome.changed}/{outcome.orders} re-planned")
+    return "; ".join(parts) or "no open orders"
+
+
+# Stock holds are inventory's; their sweep is scheduled here, the first context built on it to
+# need one, until inventory/jobs.py declares its own @periodic job.
+@periodic("inventory.expire-holds", every="hold_sweep_seconds")
+def scheduled_hold_sweep(db: Database, settings: Settings) -> str:
+    """Release stock holds past their expiry (reservations of abandoned carts), 500 at a time."""
+    released = 0
+    while True:
+        with transaction(db) as uow:
+            n = inventory_jobs.expire_holds(uow, limit=500)
+        released += n
+        if n < 500:
+            return f"holds released {released}"

@@ -206,11 +206,14 @@ def set_refund_due(conn: Connection, fo_ids: Collection[str], due: bool) -> None
         conn.execute(update(fo_t).where(fo_t.c.id.in_(sorted(fo_ids))).values(refund_due=due))
 
 
-def refunds_due(conn: Connection, limit: int) -> list[tuple[str, str]]:
-    """(fulfillment order id, order id) of cancelled pickups whose refund has not gone through."""
+def refunds_due(conn: Connection, limit: int, *, order_id: str | None = None) -> list[tuple[str, str]]:
+    """(fulfillment order id, order id) of expired pickups and rejected parts whose order's
+    refund has not gone through (of ``order_id`` only, when given)."""
     stmt = (
         select(fo_t.c.id, fo_t.c.order_id).where(fo_t.c.refund_due.is_(True)).order_by(fo_t.c.id).limit(limit)
     )
+    if order_id is not None:
+        stmt = stmt.where(fo_t.c.order_id == order_id)
     return [(r.id, r.order_id) for r in conn.execute(stmt)]
 
 

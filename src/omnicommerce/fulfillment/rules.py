@@ -112,6 +112,12 @@ class RoutingRules(_Doc):
         default_factory=list, description="Ship-to coordinates by postal-code prefix (longest match wins)"
     )
     pickup_hold_hours: int = Field(default=72, ge=1, le=24 * 30, description="How long a pickup waits")
+    pickup_reroute_km: float = Field(
+        default=25.0,
+        ge=0,
+        description="Units a pickup store cannot find wait at another pickup store this near that holds "
+        "them all (0: never; they are cancelled instead)",
+    )
     same_day: SameDayRules = Field(default_factory=SameDayRules)
 
 

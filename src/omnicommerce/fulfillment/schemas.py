@@ -155,6 +155,26 @@ class RejectionOut(BaseModel):
     unfilled: dict[str, int] = Field(description="sku -> units no location could take")
 
 
+class ReoptimizeRequest(_In):
+    channel: str = Field(default="web", min_length=1, max_length=40, description="Whose open orders")
+    limit: int = Field(default=500, ge=1, le=5000, description="At most this many open orders")
+    time_budget_seconds: float = Field(default=10.0, ge=0.5, le=120, description="Solver time budget")
+
+
+class ReoptimizeOut(BaseModel):
+    channel: str
+    orders: int = Field(description="Open orders re-planned together (no location started on them)")
+    changed: int = Field(
+        description="Orders whose plan changed: allocations moved, fulfillment orders replaced"
+    )
+    cost: float = Field(description="Of the batch plan (objective units)")
+    bound: float = Field(description="No plan of these orders costs less (Lagrangian bound)")
+    method: str
+    dropped_for_distance: int = Field(
+        description="Orders kept as they were: the batch plan sent them beyond max_distance_km"
+    )
+
+
 class RulesOut(BaseModel):
     channel: str
     version: int = Field(description="0 while the channel uses the defaults")

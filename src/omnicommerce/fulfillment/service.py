@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_
 
 from omnicommerce.carts import service as carts
+from omnicommerce.carts.domain import CartNotFound
 from omnicommerce.catalog import service as catalog
 from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.fulfillment import repository as repo
@@ -188,7 +189,10 @@ def _carried_out(uow: UnitOfWork, order: Order) -> bool:
         return False
     if chosen.get("type") != "pickup" or chosen.get("location_id") != order.location_id:
         return False
-    return carts.get_cart(uow, SYSTEM, order.cart_id).fulfillment is None
+    try:
+        return carts.get_cart(uow, SYSTEM, order.cart_id).fulfillment is None
+    except CartNotFound:  # erased since: without the cart's word, a pickup it stays
+        return False
 
 
 def _carry_out(uow: UnitOfWork, order: Order, held: Mapping[RowKey, int]) -> list[FulfillmentOrder]:
@@ -755,7 +759,7 @@ def reject(
         )
     )
     _complete_order_if_done(uow, fo.order_id)
-    if needs_refund(uow, fo.order_id):  # nothing left anywhere: the whole payment goes back
+    if fully and not rerouted and needs_refund(uow, fo.order_id):  # nothing left anywhere: pay it all back
         repo.set_refund_due(uow.conn, [fo.id], True)
     return Rejection(fo, rerouted, unfilled)
 
