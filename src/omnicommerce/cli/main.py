@@ -239,5 +239,18 @@ def _redact(url: str) -> str:
     return url
 
 
+def main() -> None:
+    """The ``omni`` entry point: the app, with a plain answer for a database not migrated yet."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        if "no such table" not in str(exc) and "does not exist" not in str(exc):
+            raise
+        console.print("[red]error:[/] the database has no schema yet: run `omni db upgrade` first")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -1,10 +1,8 @@
-"""``omni segments …``: re-evaluate windowed segments (once or every N seconds), so members age
-out of "in the last N days" rules without waiting for an event of theirs."""
+"""``omni segments refresh``: re-evaluate windowed segments now, so members age out of "in the
+last N days" rules without waiting for an event of theirs (the scheduler also runs it every
+``OMNI_SEGMENTS_REFRESH_SECONDS``)."""
 
 from __future__ import annotations
-
-import threading
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,24 +14,16 @@ console = Console()
 
 
 @app.command("refresh")
-def refresh(
-    every: Annotated[float, typer.Option(help="Repeat every N seconds (0: run once)", min=0)] = 0,
-) -> None:
+def refresh() -> None:
     """Re-evaluate every segment with a within_days condition as of now."""
     from omnicommerce.customers.segments import jobs
     from omnicommerce.platform.db import Database
 
     db = Database(get_settings().database_url, pool_size=2)
-    stop = threading.Event()  # a pause that Ctrl-C interrupts
     try:
-        while True:
-            result = jobs.refresh_windowed_segments(db)
-            console.print(
-                f"windowed segments {result.segments}: members added {result.added}, removed {result.removed}"
-            )
-            if every <= 0 or stop.wait(every):
-                break
-    except KeyboardInterrupt:
-        pass
+        result = jobs.refresh_windowed_segments(db)
     finally:
         db.dispose()
+    console.print(
+        f"windowed segments {result.segments}: members added {result.added}, removed {result.removed}"
+    )

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass
 
 from omnicommerce.fulfillment import service
-from omnicommerce.inventory import jobs as inventory_jobs
 from omnicommerce.inventory.domain import InsufficientStock
 from omnicommerce.orders import checkout as order_flows
 from omnicommerce.orders import service as orders
@@ -160,17 +159,3 @@ def scheduled_reoptimize(db: Database, settings: Settings) -> str:
         elif outcome.orders:
             parts.append(f"{channel}: {outcome.changed}/{outcome.orders} re-planned")
     return "; ".join(parts) or "no open orders"
-
-
-# Stock holds are inventory's; their sweep is scheduled here, the first context built on it to
-# need one, until inventory/jobs.py declares its own @periodic job.
-@periodic("inventory.expire-holds", every="hold_sweep_seconds")
-def scheduled_hold_sweep(db: Database, settings: Settings) -> str:
-    """Release stock holds past their expiry (reservations of abandoned carts), 500 at a time."""
-    released = 0
-    while True:
-        with transaction(db) as uow:
-            n = inventory_jobs.expire_holds(uow, limit=500)
-        released += n
-        if n < 500:
-            return f"holds released {released}"

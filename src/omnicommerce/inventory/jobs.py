@@ -7,12 +7,26 @@ from dataclasses import dataclass
 
 from omnicommerce.inventory import repository as repo
 from omnicommerce.inventory import service
-from omnicommerce.platform.db import UnitOfWork
+from omnicommerce.platform.config import Settings
+from omnicommerce.platform.db import Database, UnitOfWork, transaction
+from omnicommerce.platform.scheduler import periodic
 
 
 def expire_holds(uow: UnitOfWork, limit: int = 500) -> int:
     """Release up to ``limit`` holds past their expiry (oldest first); returns how many."""
     return service.expire_holds(uow, limit=limit)
+
+
+@periodic("inventory.expire-holds", every="hold_sweep_seconds")
+def scheduled_hold_sweep(db: Database, settings: Settings) -> str:
+    """Release stock holds past their expiry (reservations of abandoned carts), 500 at a time."""
+    released = 0
+    while True:
+        with transaction(db) as uow:
+            n = expire_holds(uow, limit=500)
+        released += n
+        if n < 500:
+            return f"holds released {released}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ from datetime import timedelta
 from omnicommerce.carts import service as carts
 from omnicommerce.orders import checkout as flows
 from omnicommerce.orders.domain import PaymentProviderError
-from omnicommerce.orders.payments import PaymentProvider
+from omnicommerce.orders.payments import PaymentProvider, provider_for
+from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database
+from omnicommerce.platform.scheduler import periodic
 
 log = logging.getLogger("omnicommerce.orders.jobs")
 
@@ -31,3 +33,11 @@ def recover_stalled_checkouts(
             continue
         settled += 1
     return settled
+
+
+@periodic("orders.recover-stalled-checkouts", every="checkout_recovery_seconds")
+def scheduled_recovery(db: Database, settings: Settings) -> str:
+    """Void the payments of checkouts cut off between the payment and the order; reopen their carts."""
+    older_than = timedelta(seconds=settings.checkout_stalled_seconds)
+    settled = recover_stalled_checkouts(db, provider_for(db), older_than=older_than)
+    return f"stalled checkouts settled {settled}"

@@ -65,19 +65,22 @@ class Settings(BaseSettings):
         ge=60,
         description="A checkout untouched this long was cut off: its payment is voided, its cart reopened",
     )
+    checkout_recovery_seconds: float = Field(
+        default=60, ge=0, description="Look for checkouts cut off mid-way every N seconds (0: off)"
+    )
     access_token_ttl_seconds: int = Field(default=900, ge=1, description="Customer access token lifetime")
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1, description="Refresh token lifetime")
     handoff_code_ttl_seconds: int = Field(default=1800, ge=1, description="Lifetime of a cart hand-off code")
     staff_access_token_ttl_seconds: int = Field(default=900, ge=1, description="Staff access token lifetime")
     staff_refresh_token_ttl_seconds: int = Field(
-        default=12 * 3600, ge=1, description="Staff refresh token lifetime (a shift: sign in again the next day)"
+        default=12 * 3600, ge=1, description="Staff refresh token lifetime (a shift: sign in again next day)"
     )
     api_key_cache_seconds: float = Field(
         default=10.0, ge=0, description="How long a verified API key is cached in-process (0 = no cache)"
     )
     db_pool_size: int = Field(default=20, ge=1, description="Connections per process (PostgreSQL)")
     relay_interval_seconds: float = Field(default=0.2, gt=0, description="Outbox relay poll interval")
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as text or one JSON object per line (with request_id)"
     )
@@ -133,6 +136,9 @@ class Settings(BaseSettings):
     )
     reoptimize_seconds: float = Field(
         default=300, ge=0, description="Re-plan open shipment orders together every N seconds (0: off)"
+    )
+    segments_refresh_seconds: float = Field(
+        default=3600, ge=0, description="Re-evaluate windowed segments every N seconds (0: off)"
     )
     reoptimize_time_budget_seconds: float = Field(
         default=20, gt=0, description="Solver time budget of one channel's scheduled batch re-planning"

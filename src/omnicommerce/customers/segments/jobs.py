@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from omnicommerce.customers.segments import service
 from omnicommerce.customers.segments.domain import SegmentNotFound
+from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database, transaction
+from omnicommerce.platform.scheduler import periodic
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +33,10 @@ def refresh_windowed_segments(db: Database) -> RefreshResult:
         added += len(changes.added)
         removed += len(changes.removed)
     return RefreshResult(len(segment_ids), added, removed)
+
+
+@periodic("customers.segments-refresh", every="segments_refresh_seconds")
+def scheduled_refresh(db: Database, settings: Settings) -> str:
+    """Re-evaluate segments with a time window, so members age out without an event of theirs."""
+    result = refresh_windowed_segments(db)
+    return f"windowed segments {result.segments}: members added {result.added}, removed {result.removed}"
