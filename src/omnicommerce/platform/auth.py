@@ -3,7 +3,8 @@
 API keys (``omk_…``) are stored as SHA-256 hashes — they are 256-bit random, so a slow hash
 adds nothing — carry scopes, and may be bound to one channel and one location: a store's POS
 key acts only as that store. Customer tokens are short-lived HS256 JWTs naming the customer
-and the channel they signed in on; they reach only that customer's own data.
+and the channel they signed in on; they reach only that customer's own data. Staff tokens
+(``oms_…``, the console's users) are verified by ``platform.staff.service``.
 """
 
 from __future__ import annotations

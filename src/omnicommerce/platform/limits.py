@@ -3,7 +3,7 @@
 Both are plain ASGI middleware answering RFC 9457 problems before any route runs.
 
 Rate limits are token buckets kept in process memory, one per credential: an API key, a customer
-token, or — for requests without a credential (sign-in, sign-up, OTP) — the client IP. With N
+or staff token, or — for requests without a credential (sign-in, sign-up, OTP) — the client IP. With N
 API processes the effective limit is N times the configured one; the limits are a ceiling against
 runaway clients and credential stuffing, not a quota to bill by. Buckets are keyed by a hash of
 the credential, never the secret itself, and are checked before the credential is verified, so an
@@ -105,6 +105,7 @@ class RateLimitMiddleware:
         per_minute = {
             "api_key": settings.rate_limit_per_minute,
             "customer": settings.rate_limit_customer_per_minute,
+            "staff": settings.rate_limit_staff_per_minute,
             "anonymous": settings.rate_limit_anonymous_per_minute,
         }
         self.limits = {
@@ -143,9 +144,11 @@ class RateLimitMiddleware:
             scheme, _, token = credential.partition(b" ")
             token = token.strip()
             if token:
-                # Customer tokens are bearer JWTs; keys come as `Bearer omk_…` or Basic (Segment).
-                is_customer = scheme.lower() == b"bearer" and not token.startswith(b"omk_")
-                return ("customer" if is_customer else "api_key"), hash(token)
+                # Keys come as `Bearer omk_…` or Basic (Segment), staff tokens as `Bearer oms_…`,
+                # customer tokens as bearer JWTs.
+                if scheme.lower() != b"bearer" or token.startswith(b"omk_"):
+                    return "api_key", hash(token)
+                return ("staff" if token.startswith(b"oms_") else "customer"), hash(token)
         client = scope.get("client")
         return "anonymous", hash(client[0] if client else "")
 

@@ -368,6 +368,8 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     ),
     (re.compile(r"(?i)\bbearer\s+[^\s,;\"']+"), "Bearer [REDACTED]", ("bearer",)),
     (re.compile(r"\bomk_[A-Za-z0-9_\-]+"), "omk_[REDACTED]", ("omk_",)),
+    # staff access tokens (oms_ + JWT), staff and customer refresh tokens
+    (re.compile(r"\b(oms|omsr|omr)_[A-Za-z0-9_\-.]+"), r"\1_[REDACTED]", ("oms", "omr_")),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "[REDACTED-TOKEN]", ("eyj",)),
     (re.compile(r"\btok_[A-Za-z0-9_]+"), "tok_[REDACTED]", ("tok_",)),
     (

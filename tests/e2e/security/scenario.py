@@ -1,6 +1,7 @@
 """A shopper's whole journey over HTTP, for tests that look at what it leaves behind (logs,
-metrics): sign-up with a password, sign-in, a cart, checkout with a payment token, and an API key
-created and used. Returns every secret and personal value it sent."""
+metrics): sign-up with a password, sign-in, a cart, checkout with a payment token, an API key
+created and used, and a staff user created, signed in (once with a wrong password) and refreshed.
+Returns every secret and personal value it sent."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class Sensitive:
     payment_token: str
     api_key_secret: str
     access_token: str
+    staff_email: str
+    staff_password: str
+    staff_access_token: str
+    staff_refresh_token: str
 
     def values(self) -> tuple[str, ...]:
         return astuple(self)
@@ -87,4 +92,20 @@ def run_shopper_scenario(client: TestClient, db: Database) -> Sensitive:
     assert created.status_code == 201, created.text
     secret = created.json()["secret"]
     assert client.get("/api/v1/orders", headers=bearer(secret)).status_code == 200
-    return Sensitive(password, email, phone, first, last, payment_token, secret, token)
+    staff = _staff_sign_in(client, admin)
+    return Sensitive(password, email, phone, first, last, payment_token, secret, token, *staff)
+
+
+def _staff_sign_in(client: TestClient, admin: dict[str, str]) -> tuple[str, str, str, str]:
+    email, password = "odalric.vennemeyer@example.org", "staff pass phrase 7731"
+    body = {"email": email, "name": "Odalric", "role": "service_agent", "password": password}
+    assert client.post("/api/v1/staff", json=body, headers=admin).status_code == 201
+    wrong = client.post("/api/v1/staff/sign-in", json={"email": email, "password": "guess guess guess"})
+    assert wrong.status_code == 401, wrong.text
+    signed_in = client.post("/api/v1/staff/sign-in", json={"email": email, "password": password})
+    assert signed_in.status_code == 200, signed_in.text
+    access, refresh = signed_in.json()["access_token"], signed_in.json()["refresh_token"]
+    assert client.get("/api/v1/staff/me", headers=bearer(access)).status_code == 200
+    rotated = client.post("/api/v1/staff/refresh", json={"refresh_token": refresh})
+    assert rotated.status_code == 200, rotated.text
+    return email, password, access, refresh

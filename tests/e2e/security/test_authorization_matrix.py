@@ -33,6 +33,8 @@ PUBLIC = {
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/otp/start"),
     ("POST", "/api/v1/auth/otp/verify"),
+    ("POST", "/api/v1/staff/sign-in"),
+    ("POST", "/api/v1/staff/refresh"),
 }
 ALL_SCOPES = frozenset(s.value for s in Scope)
 

@@ -16,6 +16,7 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database
 from omnicommerce.platform.limits import TokenBucket, credential_free_paths
 from tests.conftest import bearer, make_key
+from tests.e2e.security.staff_support import PASSWORD
 from tests.integration.orders.shop import customer_token
 
 
@@ -27,6 +28,7 @@ def limited(db: Database, settings: Settings) -> Iterator[TestClient]:
             "rate_limit_enabled": True,
             "rate_limit_per_minute": 1,
             "rate_limit_customer_per_minute": 1,
+            "rate_limit_staff_per_minute": 1,
             "rate_limit_anonymous_per_minute": 1,
             "rate_limit_burst_seconds": 180.0,
         }
@@ -70,6 +72,30 @@ def test_customer_tokens_and_anonymous_callers_are_limited(
         assert limited.get("/healthz").status_code == 200
     metrics = limited.get("/metrics")
     assert 'omni_http_rejected_requests_total{reason="rate_limit"} 3.0' in metrics.text
+
+
+def test_staff_sign_in_is_limited_per_ip_and_each_staff_token_has_its_own_bucket(
+    limited: TestClient, db: Database
+) -> None:
+    admin = bearer(make_key(db, "admin"))
+    created = limited.post(
+        "/api/v1/staff",
+        json={"email": "kai@example.com", "name": "Kai", "role": "analyst", "password": PASSWORD},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    signed_in = limited.post("/api/v1/staff/sign-in", json={"email": "kai@example.com", "password": PASSWORD})
+    assert signed_in.status_code == 200
+    guess = {"email": "kai@example.com", "password": "guess number one"}
+    assert [limited.post("/api/v1/staff/sign-in", json=guess).status_code for _ in range(2)] == [401, 401]
+    assert_rate_limited(limited.post("/api/v1/staff/sign-in", json=guess))
+    forged = {"Authorization": "Bearer oms_made-up"}  # no fresh bucket for more guesses either
+    assert_rate_limited(limited.post("/api/v1/staff/sign-in", json=guess, headers=forged))
+    staff = bearer(signed_in.json()["access_token"])
+    for _ in range(3):
+        assert limited.get("/api/v1/staff/me", headers=staff).status_code == 200
+    assert_rate_limited(limited.get("/api/v1/staff/me", headers=staff))
+    assert limited.get("/api/v1/staff", headers=admin).status_code == 200  # the key's bucket is its own
 
 
 def test_rate_limiting_is_off_in_the_default_test_settings(client: TestClient, db: Database) -> None:

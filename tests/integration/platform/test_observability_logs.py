@@ -83,6 +83,9 @@ def test_a_whole_shopper_scenario_logs_no_secret_and_no_personal_data(
         client.post("/api/v1/auth/sign-in", json={"identifier": sensitive.email, "password": "x" * 300})
         client.get("/api/v1/me", headers={"Authorization": f"Bearer {sensitive.access_token}x"})
         client.get("/api/v1/orders", headers={"Authorization": f"Bearer {sensitive.api_key_secret}x"})
+        client.get("/api/v1/staff/me", headers={"Authorization": f"Bearer {sensitive.staff_access_token}x"})
+        client.post("/api/v1/staff/sign-in", json={"email": sensitive.staff_email, "password": "y" * 300})
+        client.post("/api/v1/staff/refresh", json={"refresh_token": sensitive.staff_refresh_token})  # reused
     output = capsys.readouterr()
     logged = output.err + output.out
     entries = json_lines(output.err)
@@ -91,6 +94,7 @@ def test_a_whole_shopper_scenario_logs_no_secret_and_no_personal_data(
     leaked = [value for value in sensitive.values() if value in logged]
     assert leaked == [], f"found in the logs: {leaked}"
     assert "omk_" not in logged.replace("omk_[REDACTED]", "")
+    assert "oms_" not in logged.replace("oms_[REDACTED]", "")
 
 
 @pytest.mark.parametrize(
@@ -100,6 +104,9 @@ def test_a_whole_shopper_scenario_logs_no_secret_and_no_personal_data(
         ("sms to +14155550123 failed", "+14155550123"),
         ("Authorization: Bearer omk_abcDEF123_-xyz", "omk_abcDEF123_-xyz"),
         ("key omk_abcDEF123_-xyz revoked", "abcDEF123_-xyz"),
+        ("staff token oms_eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzdGYifQ.c2ln expired", "eyJzdWIiOiJzdGYifQ"),
+        ("refresh omsr_Zm9vYmFy-_x reused", "Zm9vYmFy-_x"),
+        ("refresh omr_Zm9vYmFy-_x reused", "Zm9vYmFy-_x"),
         ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjdXMifQ.c2lnbmF0dXJl expired", "eyJzdWIiOiJjdXMifQ"),
         ('{"password": "hunter2 hunter2", "channel": "web"}', "hunter2"),
         ("password=hunter2&channel=web", "hunter2"),
