@@ -235,7 +235,7 @@ def test_racing_evaluations_add_a_member_once_with_one_event(db: Database) -> No
     with db.uow() as uow:  # the order lands on the timeline without any evaluation yet
         record_commerce_event(uow, _envelope(ada, channel="pos"))
         uow.commit()
-    barrier = threading.Barrier(9)
+    barrier = threading.Barrier(9, timeout=60)  # a thread that fails early must not hang the rest
     errors: list[BaseException] = []
 
     def work(full: bool) -> None:
