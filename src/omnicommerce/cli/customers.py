@@ -1,17 +1,22 @@
-"""``omni customers …``: the identity rules, a profile's merge journal, and undoing a merge."""
+"""``omni customers …``: the identity rules, a profile's merge journal, undoing a merge, bulk
+imports and the export of every merge and proposal."""
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 
 from omnicommerce.platform.config import get_settings
 
-app = typer.Typer(help="Customer data platform: identity rules, merges, unmerge.", no_args_is_help=True)
+app = typer.Typer(
+    help="Customer data platform: identity rules, merges, unmerge, imports.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -81,3 +86,90 @@ def unmerge(customer_id: Annotated[str, typer.Argument(help="The profile to spli
         f"{result.customer_id} split from {result.survivor_id}: {result.identities_moved} identities, "
         f"{result.events_moved} events, {result.profiles_moved} profiles moved back"
     )
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="CSV (.csv) or JSON Lines (.jsonl, .ndjson)", exists=True)],
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="Column mapping, YAML or JSON", exists=True)
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="Where the file comes from (trust rules)")
+    ] = "import",
+) -> None:
+    """Import customers from CSV or JSON Lines; prints the report as JSON.
+
+    Creates profiles, merges duplicates (by identifier, then by the matcher) and queues
+    uncertain pairs for review, in one transaction."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from omnicommerce.customers import importing
+    from omnicommerce.platform.auth import SYSTEM
+    from omnicommerce.platform.db import Database, transaction
+    from omnicommerce.platform.errors import DomainError
+
+    try:
+        fmt = importing.format_of(file.name)
+        columns = importing.load_mapping(mapping.read_text()) if mapping else importing.ColumnMapping()
+    except DomainError as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
+        raise typer.Exit(2) from exc
+    text = file.read_text(encoding="utf-8-sig")
+    total = sum(1 for line in text.splitlines() if line.strip()) - (1 if fmt == "csv" else 0)
+    db = Database(get_settings().database_url, pool_size=1)
+    progress = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    try:
+        with progress, transaction(db) as uow:
+            task = progress.add_task("rows", total=max(total, 0))
+            report = importing.import_rows(
+                uow,
+                SYSTEM,
+                importing.read_rows(text, fmt),
+                mapping=columns,
+                source=source,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+            importing.record_import(uow, report, actor=SYSTEM, fmt=fmt, mapping=columns)
+    except DomainError as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    typer.echo(report.model_dump_json(indent=2))
+
+
+@app.command("matches")
+def matches(
+    output_format: Annotated[
+        Literal["csv", "jsonl"], typer.Option("--format", help="csv or jsonl")
+    ] = "jsonl",
+) -> None:
+    """Export every applied and proposed merge (CSV or JSON Lines) to standard output.
+
+    Record ids, probability, weight and decision of each journaled merge and each review."""
+    from omnicommerce.customers import reviews
+    from omnicommerce.customers.schemas import MatchRecord
+    from omnicommerce.platform.auth import SYSTEM
+    from omnicommerce.platform.db import Database
+
+    db = Database(get_settings().database_url, pool_size=1)
+    try:
+        with db.uow(readonly=True) as uow:
+            writer = None
+            if output_format == "csv":
+                writer = csv.DictWriter(sys.stdout, fieldnames=list(MatchRecord.model_fields))
+                writer.writeheader()
+            for record in reviews.export_matches(uow, SYSTEM):
+                if writer is not None:
+                    writer.writerow(record.model_dump(mode="json"))
+                else:
+                    sys.stdout.write(record.model_dump_json() + "\n")
+    finally:
+        db.dispose()

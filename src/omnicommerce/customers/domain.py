@@ -18,6 +18,9 @@ DEFAULT_PHONE_REGION = "US"
 # Deliberately loose: the mailbox owner is the only real validator (OTP); we only reject what
 # can never be an address, so normalisation stays predictable.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# NUL and the other C0/C1 control characters: no database column should hold them (PostgreSQL
+# text cannot hold NUL at all) and no mailbox name contains one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_EMAIL_LENGTH = 254
 
 
@@ -63,6 +66,8 @@ class ContactRequired(InvalidInput):
 def normalize_email(raw: str) -> str:
     """Trimmed and lower-cased: one mailbox, one customer, however it was typed."""
     email = raw.strip().lower()
+    if _CONTROL.search(email):
+        raise InvalidEmail("an email address cannot contain control characters", field="email")
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
         raise InvalidEmail("not a valid email address (expected name@domain.tld)", field="email")
     return email

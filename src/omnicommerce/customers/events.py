@@ -101,6 +101,52 @@ class ConsentChanged(Event):
     source: str
 
 
+class IdentityReviewsQueued(Event):
+    """The matcher proposed pairs of profiles for a person to review (it was not sure enough)."""
+
+    context = "customers"
+    type: Literal["identity.reviews_queued"] = "identity.reviews_queued"
+    version: Literal[1] = 1
+    origin: str  # the import id, or "ingestion"
+    count: int
+
+
+class IdentityReviewDecided(Event):
+    """A reviewer accepted (the profiles were merged: see ``merge_id``) or rejected a proposal."""
+
+    context = "customers"
+    type: Literal["identity.review_decided"] = "identity.review_decided"
+    version: Literal[1] = 1
+    review_id: str
+    decision: Literal["accepted", "rejected"]
+    merge_id: str | None
+    by: str
+
+
+class CustomerImportRequested(Event):
+    """A large import was accepted; a worker runs it (``customers.run-import``)."""
+
+    context = "customers"
+    type: Literal["customer.import_requested"] = "customer.import_requested"
+    version: Literal[1] = 1
+    import_id: str
+
+
+class CustomerImportCompleted(Event):
+    """A bulk import finished: what it did, in counts (the report holds the rows)."""
+
+    context = "customers"
+    type: Literal["customer.import_completed"] = "customer.import_completed"
+    version: Literal[1] = 1
+    import_id: str
+    source: str
+    created: int
+    updated: int
+    merged: int
+    queued_for_review: int
+    rejected: int
+
+
 CustomerEvent = (
     CustomerCreated
     | CustomerUpdated
@@ -111,4 +157,8 @@ CustomerEvent = (
     | CustomerUnmerged
     | CustomerEventsIngested
     | ConsentChanged
+    | IdentityReviewsQueued
+    | IdentityReviewDecided
+    | CustomerImportRequested
+    | CustomerImportCompleted
 )

@@ -117,7 +117,7 @@ def resolve(
         unowned = [i for i in idents if i not in owners]
         if unowned and not adopted:
             adopted = True
-            if _adopt_accounts(uow, unowned, source=source):
+            if adopt_accounts(uow, unowned, source=source):
                 continue
         done = _settle(
             uow, rules, owners, unowned, result, source=source, channel=channel, message_id=message_id
@@ -202,7 +202,7 @@ def _resolved(
     return result
 
 
-def _adopt_accounts(uow: UnitOfWork, unowned: Sequence[Identifier], *, source: str) -> bool:
+def adopt_accounts(uow: UnitOfWork, unowned: Sequence[Identifier], *, source: str) -> bool:
     """Accounts made before the graph saw them (sign-up, checkout, POS; a ``cus_…`` user id) join it
     with their email and phone. True when something was linked."""
     emails = [i.value for i in unowned if i.type == "email"]
@@ -216,7 +216,7 @@ def _adopt_accounts(uow: UnitOfWork, unowned: Sequence[Identifier], *, source: s
         if acc.id in customer_ids:
             contacts.append(("user_id", acc.id))
         rows += [
-            _identity_row(Identifier(t, v), root, acc.id, source, now) for t, v in contacts if v is not None
+            identity_row(Identifier(t, v), root, acc.id, source, now) for t, v in contacts if v is not None
         ]
     return bool(repo.insert_identities(uow.conn, rows))
 
@@ -226,7 +226,7 @@ def _create_profile(
 ) -> tuple[str, set[Identifier]] | None:
     """A new profile claiming the identifiers (within limits). None when its email or phone names
     an account, or a concurrent event claimed every anchor first (the row is then removed)."""
-    wanted = _within_limits(rules, {}, unowned)
+    wanted = within_limits(rules, {}, unowned)
     email = next((i.value for i in wanted if i.type == "email"), None)
     phone = next((i.value for i in wanted if i.type == "phone"), None)
     values = new_customer_row(email=email, phone=phone, channel=channel, created_by=SYSTEM_CREATOR)
@@ -235,13 +235,13 @@ def _create_profile(
         return None
     now = clock.now()
     claimed = repo.insert_identities(
-        uow.conn, [_identity_row(i, customer_id, customer_id, source, now) for i in wanted]
+        uow.conn, [identity_row(i, customer_id, customer_id, source, now) for i in wanted]
     )
     if not any(i.type in ANCHOR_TYPES for i in claimed):
         repo.delete_profile(uow.conn, customer_id)
         return None
     uow.emit(CustomerCreated(customer_id=customer_id, channel=channel))
-    _after_link(uow, customer_id, claimed, source=source)
+    after_link(uow, customer_id, claimed, source=source)
     return customer_id, claimed
 
 
@@ -276,37 +276,150 @@ def _merge_matches(
             continue
         if repo.lock_roots(uow.conn, [survivor, other]) != {survivor, other}:
             return None, {}
-        repo.fold_profile(uow.conn, survivor_id=survivor, merged_id=other)
         evidence = {
             "message_id": message_id,
             "survivor_matched_by": sorted({i.type for i in matches[survivor]}),
             "merged_matched_by": sorted({i.type for i in matches[other]}),
         }
-        merge_id = new_id("mrg")
-        repo.insert_merge(
-            uow.conn,
-            {
-                "id": merge_id,
-                "survivor_id": survivor,
-                "merged_id": other,
-                "source": source,
-                "evidence": orjson.dumps(evidence).decode(),
-                "created_at": clock.now(),
-            },
-        )
-        uow.emit(
-            CustomerMerged(
-                merge_id=merge_id,
-                survivor_id=survivor,
-                merged_id=other,
-                source=source,
-                identifier_types=sorted({i.type for i in matches[survivor] + matches[other]}),
-            )
+        _journal_merge(
+            uow,
+            survivor,
+            other,
+            source=source,
+            evidence=evidence,
+            identifier_types=sorted({i.type for i in matches[survivor] + matches[other]}),
         )
         result.merged[other] = survivor
         for t, n in counts[other].items():
             counts[survivor][t] = counts[survivor].get(t, 0) + n
     return survivor, counts[survivor]
+
+
+def _journal_merge(
+    uow: UnitOfWork,
+    survivor: str,
+    merged: str,
+    *,
+    source: str,
+    evidence: Mapping[str, Any],
+    identifier_types: list[str],
+) -> str:
+    """Fold ``merged`` into ``survivor`` (both locked roots), journal it with its evidence and
+    emit ``customer.merged``; returns the merge id."""
+    return _journal_merges(uow, [(survivor, merged, evidence)], source=source, types=[identifier_types])[0]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOutcome:
+    merge_id: str | None  # None: not merged (see ``refusal``), or already one profile
+    survivor_id: str | None
+    refusal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRequest:
+    """Two accounts the matcher (or a reviewer) says are one person, and why."""
+
+    a: str
+    b: str
+    evidence: Mapping[str, Any]
+
+
+def merge_profiles(
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    requests: Sequence[MergeRequest],
+    *,
+    source: str,
+    check_trust: bool = True,
+) -> list[MergeOutcome]:
+    """Merge the profiles of pairs of accounts on evidence other than a shared identifier (the
+    matcher's, or a reviewer's), in order: trust (unless a reviewer decided:
+    ``check_trust=False``) and earlier splits apply. Per-type limits do not: they keep a shared
+    device or phone from chaining different people together, while this evidence compared the
+    people themselves (a home and a work email are still one person). The older profile
+    survives; each merge is journaled with its evidence.
+
+    Set-based, for imports: one read of the roots, of earlier splits and of identifier types,
+    one lock of every root, the folds as three executemany statements and one multi-row journal
+    insert, whatever the number of pairs."""
+    if not requests:
+        return []
+    if check_trust and not rules.may_merge(source):
+        return [MergeOutcome(None, None, "the source is not trusted to merge profiles")] * len(requests)
+    roots = repo.roots_of(uow.conn, {x for r in requests for x in (r.a, r.b)})
+    involved = set(roots.values())
+    held = repo.lock_roots(uow.conn, sorted(involved))
+    split = repo.undone_pairs(uow.conn, involved)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while x in parent:
+            x = parent[x]
+        return x
+
+    outcomes: list[MergeOutcome] = []
+    planned: list[tuple[str, str, Mapping[str, Any]]] = []
+    for request in requests:
+        if request.a not in roots or request.b not in roots:
+            outcomes.append(MergeOutcome(None, None, "one of the profiles no longer exists"))
+            continue
+        survivor, merged = sorted((find(roots[request.a]), find(roots[request.b])))
+        if survivor == merged:
+            outcomes.append(MergeOutcome(None, survivor))
+        elif not {survivor, merged} <= held:
+            outcomes.append(MergeOutcome(None, None, "a concurrent merge changed these profiles; try again"))
+        elif frozenset((survivor, merged)) in split:
+            outcomes.append(MergeOutcome(None, None, "an earlier merge of these profiles was undone"))
+        else:
+            parent[merged] = survivor
+            planned.append((survivor, merged, request.evidence))
+            outcomes.append(MergeOutcome("", survivor))  # the id is given below
+    merge_ids = _journal_merges(uow, planned, source=source)
+    ids = iter(merge_ids)
+    return [MergeOutcome(next(ids), o.survivor_id) if o.merge_id == "" else o for o in outcomes]
+
+
+def _journal_merges(
+    uow: UnitOfWork,
+    planned: Sequence[tuple[str, str, Mapping[str, Any]]],
+    *,
+    source: str,
+    types: Sequence[list[str]] | None = None,
+) -> list[str]:
+    """Fold each merged root into its survivor (in order: a survivor may itself be folded
+    later), journal every merge and emit ``customer.merged`` (with ``types``, the identifier
+    types behind each merge, or else those the two profiles hold); returns the merge ids."""
+    if not planned:
+        return []
+    if types is None:
+        counts = repo.identity_counts(uow.conn, {x for s, m, _ in planned for x in (s, m)})
+        types = [sorted(set(counts[s]) | set(counts[m])) for s, m, _ in planned]
+    repo.fold_profiles(uow.conn, [(survivor, merged) for survivor, merged, _ in planned])
+    now = clock.now()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id("mrg"),
+            "survivor_id": survivor,
+            "merged_id": merged,
+            "source": source,
+            "evidence": orjson.dumps(evidence).decode(),
+            "created_at": now,
+        }
+        for survivor, merged, evidence in planned
+    ]
+    repo.insert_merges(uow.conn, rows)
+    for row, row_types in zip(rows, types, strict=True):
+        uow.emit(
+            CustomerMerged(
+                merge_id=row["id"],
+                survivor_id=row["survivor_id"],
+                merged_id=row["merged_id"],
+                source=source,
+                identifier_types=row_types,
+            )
+        )
+    return [str(row["id"]) for row in rows]
 
 
 def _merge_refusal(
@@ -317,8 +430,10 @@ def _merge_refusal(
     survivor: str,
     other: str,
     source: str,
+    *,
+    check_trust: bool = True,
 ) -> str | None:
-    if not rules.may_merge(source):
+    if check_trust and not rules.may_merge(source):
         return "the source is not trusted to merge profiles"
     if not rules.fits(survivor_counts, other_counts):
         return "the merged profile would exceed an identifier limit"
@@ -339,7 +454,7 @@ def _link(
 ) -> set[Identifier] | None:
     """Link new identifiers to the profile, up to each type's limit. None: a concurrent event
     claimed one of them first (the caller reads again)."""
-    wanted = _within_limits(rules, counts, unowned)
+    wanted = within_limits(rules, counts, unowned)
     for ident in unowned:
         if ident not in wanted:
             result.warnings.append(f"{ident.type} not linked: the profile has its limit of {ident.type}")
@@ -352,13 +467,13 @@ def _link(
         return None  # merged away a moment ago: resolve again against the survivor
     now = clock.now()
     claimed = repo.insert_identities(
-        uow.conn, [_identity_row(i, customer_id, customer_id, source, now) for i in wanted]
+        uow.conn, [identity_row(i, customer_id, customer_id, source, now) for i in wanted]
     )
-    _after_link(uow, customer_id, claimed, source=source)
+    after_link(uow, customer_id, claimed, source=source)
     return claimed if len(claimed) == len(wanted) else None
 
 
-def _within_limits(
+def within_limits(
     rules: IdentityRules, counts: dict[str, int], idents: Iterable[Identifier]
 ) -> list[Identifier]:
     room = {t: rules.limits.get(t, 1) - counts.get(t, 0) for t in rules.priority}
@@ -370,7 +485,7 @@ def _within_limits(
     return taken
 
 
-def _after_link(uow: UnitOfWork, customer_id: str, claimed: Collection[Identifier], *, source: str) -> None:
+def after_link(uow: UnitOfWork, customer_id: str, claimed: Collection[Identifier], *, source: str) -> None:
     if not claimed:
         return
     anonymous = [i.value for i in claimed if i.type == "anonymous_id"]
@@ -386,7 +501,7 @@ def _after_link(uow: UnitOfWork, customer_id: str, claimed: Collection[Identifie
     )
 
 
-def _identity_row(
+def identity_row(
     ident: Identifier, customer_id: str, origin_id: str, source: str, now: Any
 ) -> dict[str, Any]:
     return {

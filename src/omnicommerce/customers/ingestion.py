@@ -20,7 +20,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import OperationalError
 
-from omnicommerce.customers import identity, traits
+from omnicommerce.customers import identity, linkage, traits
 from omnicommerce.customers import repository as repo
 from omnicommerce.customers.domain import (
     ANCHOR_TYPES,
@@ -30,6 +30,7 @@ from omnicommerce.customers.domain import (
     normalize_identifier,
 )
 from omnicommerce.customers.events import CustomerEventsIngested
+from omnicommerce.customers.privacy.service import suppressed
 from omnicommerce.customers.schemas import EventIn, EventResult, IngestResult
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal, Scope
@@ -102,13 +103,13 @@ def ingest(
             results[index] = outcome
         else:
             prepared.append(outcome)
-    fresh = _drop_duplicates(uow, prepared, results)
+    fresh = _drop_suppressed(uow, _drop_duplicates(uow, prepared, results), results)
     _attribute(uow, fresh, source=actor.id)
     stored = repo.insert_events(uow.conn, [_row(p, actor.id, received) for p in fresh])
     traits.record_activity(
         uow, [(p.origin_id, p.timestamp, p.channel) for p in fresh if p.origin_id and p.message_id in stored]
     )
-    _fill_names(uow, [p for p in fresh if p.event.type == "identify" and p.message_id in stored])
+    _fill_names(uow, [p for p in fresh if p.event.type == "identify" and p.message_id in stored], actor.id)
     for p in fresh:
         status = "accepted" if p.message_id in stored else "duplicate"  # a concurrent request stored it
         results[p.index] = EventResult(
@@ -322,6 +323,27 @@ def _drop_duplicates(
     return fresh
 
 
+def _drop_suppressed(
+    uow: UnitOfWork, fresh: list[_Prepared], results: dict[int, EventResult]
+) -> list[_Prepared]:
+    """Events carrying an identifier of a person whose data was erased on request are rejected:
+    they must not build the profile again (one read of the suppression list per request)."""
+    erased = suppressed(uow, {i for p in fresh for i in p.identifiers}) if fresh else set()
+    if not erased:
+        return fresh
+    kept = []
+    for p in fresh:
+        hits = sorted({i.type for i in p.identifiers if (i.type, i.value) in erased})
+        if hits:
+            message = "belonged to a person whose data was erased on request"
+            results[p.index] = _rejected(
+                p.index, p.message_id, [{"field": t, "message": message} for t in hits]
+            )
+        else:
+            kept.append(p)
+    return kept
+
+
 def _attribute(uow: UnitOfWork, fresh: list[_Prepared], *, source: str) -> None:
     """Give each event its profile. One read of every identifier's owner; events whose
     identifiers change the graph go through :func:`identity.resolve` in order, and the rest
@@ -381,9 +403,17 @@ def _changes_graph(p: _Prepared, owners: Mapping[Identifier, identity.Owner]) ->
     return bool(profiles) or any(i.type in ANCHOR_TYPES for i in unknown)
 
 
-def _fill_names(uow: UnitOfWork, identifies: list[_Prepared]) -> None:
+def _fill_names(uow: UnitOfWork, identifies: list[_Prepared], source: str) -> None:
     """Names from identify traits fill a profile's empty name fields; what the customer or an
-    associate typed into the account is never overwritten by a tracker."""
+    associate typed into the account is never overwritten by a tracker. Names, birthday and
+    address are kept for the matcher too (per account, first source wins)."""
+    people = [
+        record
+        for p in identifies
+        if p.origin_id and (record := linkage.record_from_traits(p.origin_id, p.event.traits))
+    ]
+    if people:
+        linkage.index_records(uow, list({r.id: r for r in people}.values()), source=source)
     names = {}
     for p in identifies:
         first, last = (

@@ -5,6 +5,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -167,4 +168,75 @@ customer_order_stats = Table(
     Column("order_count", Integer, nullable=False),  # placed minus cancelled
     Column("lifetime_value", BigInteger, nullable=False),  # minor units: placed - cancelled - refunded
     Column("last_purchase_at", UTCDateTime(), nullable=True),
+)
+
+
+# --- probabilistic matching, review queue, bulk onboarding ----------------------------------------
+
+# What the matcher compares beyond email and phone, per account (the profile a record first
+# created); filled from imports and identify traits, never overwritten by a later source.
+customer_attributes = Table(
+    "customer_attributes",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("given_name", String(100), nullable=True),
+    Column("surname", String(100), nullable=True),
+    Column("date_of_birth", String(10), nullable=True),  # ISO 8601 date as given (normalised later)
+    Column("street_number", String(20), nullable=True),
+    Column("address_1", String(200), nullable=True),
+    Column("address_2", String(200), nullable=True),
+    Column("suburb", String(100), nullable=True),
+    Column("postcode", String(20), nullable=True),
+    Column("state", String(50), nullable=True),
+    Column("source", String(80), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # Set once the profile was scored against the others (so the subscriber skips it).
+    Column("matched_at", UTCDateTime(), nullable=True),
+)
+
+# Blocking keys (e.g. surname sound + postcode): candidates for a new record are read by key,
+# never by scanning every profile.
+customer_match_keys = Table(
+    "customer_match_keys",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("customer_id", String(40), primary_key=True),
+    Index("ix_customer_match_keys_customer_id", "customer_id"),
+)
+
+identity_reviews = Table(
+    "identity_reviews",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("left_id", String(40), nullable=False),  # the new record's account
+    Column("right_id", String(40), nullable=False),  # the candidate's account
+    # "<lower id>|<higher id>": one proposal per pair ever, so a rejected pair never comes back.
+    Column("pair_key", String(81), nullable=False, unique=True),
+    Column("probability", Float, nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: levels and bits per comparison (no values)
+    Column("source", String(80), nullable=False),
+    Column("origin", String(40), nullable=False),  # the import id, or "ingestion"
+    Column("status", String(10), nullable=False),  # pending, accepted, rejected
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=True),
+    Column("decided_by", String(40), nullable=True),
+    Column("merge_id", String(40), nullable=True),
+    Index("ix_identity_reviews_status_id", "status", "id"),
+)
+
+customer_imports = Table(
+    "customer_imports",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("status", String(10), nullable=False),  # queued, running, done, failed
+    Column("source", String(80), nullable=False),
+    Column("format", String(10), nullable=False),  # csv, jsonl
+    Column("mapping", Text, nullable=False),  # JSON
+    Column("data", Text, nullable=True),  # the file while queued; cleared once processed
+    Column("rows", Integer, nullable=False),
+    Column("report", Text, nullable=True),  # JSON
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
 )

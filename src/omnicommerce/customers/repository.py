@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -11,14 +11,18 @@ from sqlalchemy.engine import Connection
 
 from omnicommerce.customers.domain import Identifier
 from omnicommerce.customers.models import (
+    customer_attributes,
     customer_channels,
     customer_consents,
     customer_events,
     customer_identities,
+    customer_imports,
+    customer_match_keys,
     customer_merges,
     customer_order_stats,
     customer_traits,
     customers,
+    identity_reviews,
     identity_rules,
     otp_codes,
     refresh_tokens,
@@ -285,14 +289,16 @@ _INSERT_IDENTITIES = {
 
 def identity_counts(conn: Connection, customer_ids: Collection[str]) -> dict[str, dict[str, int]]:
     ids = customer_identities.c
-    rows = conn.execute(
-        select(ids.customer_id, ids.type, func.count())
-        .where(ids.customer_id.in_(list(customer_ids)))
-        .group_by(ids.customer_id, ids.type)
-    )
-    counts: dict[str, dict[str, int]] = {cid: {} for cid in customer_ids}
-    for cid, itype, n in rows:
-        counts[cid][itype] = n
+    wanted = sorted(customer_ids)
+    counts: dict[str, dict[str, int]] = {cid: {} for cid in wanted}
+    for start in range(0, len(wanted), IMPORT_CHUNK):
+        rows = conn.execute(
+            select(ids.customer_id, ids.type, func.count())
+            .where(ids.customer_id.in_(wanted[start : start + IMPORT_CHUNK]))
+            .group_by(ids.customer_id, ids.type)
+        )
+        for cid, itype, n in rows:
+            counts[cid][itype] = n
     return counts
 
 
@@ -322,18 +328,26 @@ def delete_profile(conn: Connection, customer_id: str) -> None:
 def roots_of(conn: Connection, customer_ids: Collection[str]) -> dict[str, str]:
     """Each existing profile's surviving root (itself unless merged)."""
     c = customers.c
-    rows = conn.execute(select(c.id, c.merged_into).where(c.id.in_(list(customer_ids))))
-    return {r.id: r.merged_into or r.id for r in rows}
+    ids = sorted(customer_ids)
+    roots: dict[str, str] = {}
+    for start in range(0, len(ids), IMPORT_CHUNK):
+        rows = conn.execute(select(c.id, c.merged_into).where(c.id.in_(ids[start : start + IMPORT_CHUNK])))
+        roots |= {r.id: r.merged_into or r.id for r in rows}
+    return roots
 
 
 def lock_roots(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
     """Lock the profiles in id order (no deadlock between two merges) and return those that
     are still roots: a concurrent merge may have folded one away since it was read."""
     c = customers.c
-    stmt = select(c.id, c.merged_into).where(c.id.in_(sorted(customer_ids))).order_by(c.id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return {r.id for r in conn.execute(stmt) if r.merged_into is None}
+    ids = sorted(customer_ids)
+    held: set[str] = set()
+    for start in range(0, len(ids), IMPORT_CHUNK):  # ascending chunks keep the global id order
+        stmt = select(c.id, c.merged_into).where(c.id.in_(ids[start : start + IMPORT_CHUNK])).order_by(c.id)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        held |= {r.id for r in conn.execute(stmt) if r.merged_into is None}
+    return held
 
 
 def hold_roots(conn: Connection, customer_ids: Collection[str]) -> dict[str, str]:
@@ -347,24 +361,32 @@ def hold_roots(conn: Connection, customer_ids: Collection[str]) -> dict[str, str
     return {r.id: r.merged_into or r.id for r in conn.execute(stmt)}
 
 
-def fold_profile(conn: Connection, *, survivor_id: str, merged_id: str) -> int:
-    """Move everything of ``merged_id`` (and what was merged into it) onto ``survivor_id``;
-    returns how many events moved."""
-    conn.execute(
-        update(customers)
-        .where(or_(customers.c.id == merged_id, customers.c.merged_into == merged_id))
-        .values(merged_into=survivor_id)
-    )
-    conn.execute(
-        update(customer_identities)
-        .where(customer_identities.c.customer_id == merged_id)
-        .values(customer_id=survivor_id)
-    )
-    return conn.execute(
-        update(customer_events)
-        .where(customer_events.c.customer_id == merged_id)
-        .values(customer_id=survivor_id)
-    ).rowcount
+def fold_profiles(conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
+    """Move everything of each merged profile (and what was merged into it) onto its survivor,
+    pairs in order, as three executemany statements (a later pair sees the earlier ones)."""
+    params = [{"b_survivor": s, "b_merged": m} for s, m in pairs]
+    for start in range(0, len(params), IMPORT_CHUNK):
+        chunk = params[start : start + IMPORT_CHUNK]
+        conn.execute(_FOLD_PROFILES, chunk)
+        conn.execute(_FOLD_IDENTITIES, chunk)
+        conn.execute(_FOLD_EVENTS, chunk)
+
+
+_FOLD_PROFILES = (
+    update(customers)
+    .where(or_(customers.c.id == bindparam("b_merged"), customers.c.merged_into == bindparam("b_merged")))
+    .values(merged_into=bindparam("b_survivor"))
+)
+_FOLD_IDENTITIES = (
+    update(customer_identities)
+    .where(customer_identities.c.customer_id == bindparam("b_merged"))
+    .values(customer_id=bindparam("b_survivor"))
+)
+_FOLD_EVENTS = (
+    update(customer_events)
+    .where(customer_events.c.customer_id == bindparam("b_merged"))
+    .values(customer_id=bindparam("b_survivor"))
+)
 
 
 def split_profile(
@@ -392,8 +414,25 @@ def split_profile(
     return moved_ids, moved_events
 
 
-def insert_merge(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(customer_merges).values(**values))
+def insert_merges(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    for start in range(0, len(rows), IMPORT_CHUNK):
+        conn.execute(insert(customer_merges), list(rows[start : start + IMPORT_CHUNK]))
+
+
+def undone_pairs(conn: Connection, customer_ids: Collection[str]) -> set[frozenset[str]]:
+    """Pairs among these profiles whose merge was undone (an admin said they differ)."""
+    m = customer_merges.c
+    ids = sorted(customer_ids)
+    found: set[frozenset[str]] = set()
+    for start in range(0, len(ids), IMPORT_CHUNK):
+        chunk = ids[start : start + IMPORT_CHUNK]
+        rows = conn.execute(
+            select(m.survivor_id, m.merged_id).where(
+                m.undone_at.is_not(None), or_(m.survivor_id.in_(chunk), m.merged_id.in_(chunk))
+            )
+        )
+        found |= {frozenset((a, b)) for a, b in rows}
+    return found
 
 
 def active_merge_of(conn: Connection, merged_id: str) -> AnyRow | None:
@@ -633,3 +672,232 @@ def traits_of(
         conn.execute(select(customer_order_stats).where(customer_order_stats.c.customer_id.in_(ids)))
     )
     return activity, sorted(channels), orders
+
+
+# --- matching attributes and blocking keys --------------------------------------------------------
+
+ATTRIBUTE_FIELDS = (
+    "given_name",
+    "surname",
+    "date_of_birth",
+    "street_number",
+    "address_1",
+    "address_2",
+    "suburb",
+    "postcode",
+    "state",
+)
+
+
+def upsert_attributes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store matching attributes per account; a value already stored is kept (first source wins)."""
+    for start in range(0, len(rows), IMPORT_CHUNK):
+        conn.execute(_UPSERT_ATTRIBUTES[conn.dialect.name], list(rows[start : start + IMPORT_CHUNK]))
+
+
+def _upsert_attributes(dialect: str) -> Any:
+    base = conflict_insert(customer_attributes, dialect)
+    t, x = customer_attributes.c, base.excluded
+    return base.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={name: func.coalesce(t[name], x[name]) for name in ATTRIBUTE_FIELDS}
+        | {"updated_at": x.updated_at},
+    )
+
+
+_UPSERT_ATTRIBUTES = {d: _upsert_attributes(d) for d in DIALECTS}
+
+
+def insert_match_keys(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    for start in range(0, len(rows), IMPORT_CHUNK):
+        conn.execute(_INSERT_MATCH_KEYS[conn.dialect.name], list(rows[start : start + IMPORT_CHUNK]))
+
+
+_INSERT_MATCH_KEYS = {d: conflict_insert(customer_match_keys, d).on_conflict_do_nothing() for d in DIALECTS}
+
+
+def accounts_by_keys(conn: Connection, keys: Collection[str], *, per_key: int) -> dict[str, list[str]]:
+    """Accounts sharing each blocking key, at most ``per_key`` + 1 per key (a key shared by more
+    carries no signal: the caller drops it)."""
+    found: dict[str, list[str]] = {}
+    k = customer_match_keys.c
+    ranked = (
+        select(k.key, k.customer_id, func.row_number().over(partition_by=k.key).label("n"))
+        .where(k.key.in_(bindparam("keys", expanding=True)))
+        .subquery()
+    )
+    stmt = select(ranked.c.key, ranked.c.customer_id).where(ranked.c.n <= per_key + 1)
+    key_list = sorted(keys)
+    for start in range(0, len(key_list), IMPORT_CHUNK):
+        for key, customer_id in conn.execute(stmt, {"keys": key_list[start : start + IMPORT_CHUNK]}):
+            found.setdefault(key, []).append(customer_id)
+    return found
+
+
+def person_rows(conn: Connection, account_ids: Collection[str]) -> list[AnyRow]:
+    """Accounts with their contact, names, matching attributes and current root."""
+    ids = sorted(account_ids)
+    rows: list[AnyRow] = []
+    for start in range(0, len(ids), IMPORT_CHUNK):
+        rows += conn.execute(_PERSON.where(customers.c.id.in_(ids[start : start + IMPORT_CHUNK])))
+    return rows
+
+
+_PERSON = select(
+    customers.c.id,
+    customers.c.email,
+    customers.c.phone,
+    customers.c.first_name,
+    customers.c.last_name,
+    customers.c.created_by,
+    func.coalesce(customers.c.merged_into, customers.c.id).label("root_id"),
+    *[customer_attributes.c[name] for name in ATTRIBUTE_FIELDS],
+    customer_attributes.c.matched_at,
+).select_from(customers.outerjoin(customer_attributes, customer_attributes.c.customer_id == customers.c.id))
+
+
+def sample_person_rows(conn: Connection, limit: int) -> list[AnyRow]:
+    """Up to ``limit`` accounts that have matching attributes (to fit the matcher on)."""
+    return list(
+        conn.execute(
+            _PERSON.where(customer_attributes.c.customer_id.is_not(None))
+            .order_by(customer_attributes.c.customer_id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def mark_matched(conn: Connection, account_ids: Collection[str], *, now: datetime) -> None:
+    ids = sorted(account_ids)
+    a = customer_attributes.c
+    for start in range(0, len(ids), IMPORT_CHUNK):
+        conn.execute(
+            update(customer_attributes)
+            .where(a.customer_id.in_(ids[start : start + IMPORT_CHUNK]))
+            .values(matched_at=now)
+        )
+
+
+# --- review queue ---------------------------------------------------------------------------------
+
+
+def insert_reviews(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Proposals, unless the pair was ever proposed (a rejected pair never comes back): the
+    pair keys stored."""
+    stored: set[str] = set()
+    for start in range(0, len(rows), IMPORT_CHUNK):
+        chunk = list(rows[start : start + IMPORT_CHUNK])
+        stored |= set(conn.execute(_INSERT_REVIEWS[conn.dialect.name], chunk).scalars())
+    return stored
+
+
+_INSERT_REVIEWS = {
+    d: conflict_insert(identity_reviews, d)
+    .on_conflict_do_nothing(index_elements=["pair_key"])
+    .returning(identity_reviews.c.pair_key)
+    for d in DIALECTS
+}
+
+
+def reviews(conn: Connection, *, status: str | None, after: str | None, limit: int) -> list[AnyRow]:
+    r = identity_reviews.c
+    stmt = select(identity_reviews)
+    if status is not None:
+        stmt = stmt.where(r.status == status)
+    if after is not None:
+        stmt = stmt.where(r.id > after)
+    return list(conn.execute(stmt.order_by(r.id).limit(limit + 1)))
+
+
+def review(conn: Connection, review_id: str) -> AnyRow | None:
+    return conn.execute(select(identity_reviews).where(identity_reviews.c.id == review_id)).first()
+
+
+def decide_review(
+    conn: Connection, review_id: str, *, status: str, by: str, now: datetime, merge_id: str | None = None
+) -> bool:
+    """Close a pending review (conditional UPDATE: two reviewers cannot both decide it)."""
+    r = identity_reviews.c
+    res = conn.execute(
+        update(identity_reviews)
+        .where(r.id == review_id, r.status == "pending")
+        .values(status=status, decided_at=now, decided_by=by, merge_id=merge_id)
+    )
+    return res.rowcount == 1
+
+
+def all_merges(conn: Connection) -> Iterator[AnyRow]:
+    """Every merge ever journaled, oldest first, read 1,000 at a time (keyset pages: no
+    server-side cursor, which a read-only autocommit connection cannot hold)."""
+    return _pages(conn, customer_merges)
+
+
+def all_reviews(conn: Connection) -> Iterator[AnyRow]:
+    return _pages(conn, identity_reviews)
+
+
+def _pages(conn: Connection, table: Any, size: int = 1000) -> Iterator[AnyRow]:
+    after = ""
+    while True:
+        rows = list(conn.execute(select(table).where(table.c.id > after).order_by(table.c.id).limit(size)))
+        yield from rows
+        if len(rows) < size:
+            return
+        after = rows[-1].id
+
+
+# --- imports --------------------------------------------------------------------------------------
+
+
+def insert_import(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(customer_imports).values(**values))
+
+
+def get_import(conn: Connection, import_id: str) -> AnyRow | None:
+    return conn.execute(select(customer_imports).where(customer_imports.c.id == import_id)).first()
+
+
+def claim_import(conn: Connection, import_id: str) -> bool:
+    """queued → running (conditional: a redelivered job does not run the import twice)."""
+    res = conn.execute(
+        update(customer_imports)
+        .where(customer_imports.c.id == import_id, customer_imports.c.status == "queued")
+        .values(status="running")
+    )
+    return res.rowcount == 1
+
+
+def finish_import(conn: Connection, import_id: str, *, status: str, report: str, now: datetime) -> None:
+    conn.execute(
+        update(customer_imports)
+        .where(customer_imports.c.id == import_id)
+        .values(status=status, report=report, data=None, finished_at=now)
+    )
+
+
+# --- privacy: what matching keeps about a person ------------------------------------------------
+
+
+def matching_data_of(conn: Connection, ids: Collection[str]) -> dict[str, list[AnyRow]]:
+    """The matching attributes of these accounts and the review proposals naming them (for a
+    privacy export)."""
+    a, r = customer_attributes.c, identity_reviews.c
+    return {
+        "matching_attributes": list(conn.execute(select(customer_attributes).where(a.customer_id.in_(ids)))),
+        "match_reviews": list(
+            conn.execute(select(identity_reviews).where(or_(r.left_id.in_(ids), r.right_id.in_(ids))))
+        ),
+    }
+
+
+def erase_matching_data(conn: Connection, ids: Collection[str]) -> int:
+    """Forget what the matcher kept about these accounts: attributes, blocking keys, proposals."""
+    r = identity_reviews.c
+    return sum(
+        int(conn.execute(stmt).rowcount)
+        for stmt in (
+            delete(customer_attributes).where(customer_attributes.c.customer_id.in_(ids)),
+            delete(customer_match_keys).where(customer_match_keys.c.customer_id.in_(ids)),
+            delete(identity_reviews).where(or_(r.left_id.in_(ids), r.right_id.in_(ids))),
+        )
+    )

@@ -262,3 +262,67 @@ class Profile(BaseModel):
     consents: list[ConsentOut]
     timeline: list[TimelineEvent]
     next_cursor: str | None = None
+
+
+# --- bulk onboarding and the review queue -------------------------------------------------------
+
+
+class RowProblem(BaseModel):
+    row: int = Field(description="1-based record number in the file (0: the import as a whole)")
+    reasons: list[str]
+
+
+class ImportReport(BaseModel):
+    id: str = Field(examples=["imp_01J9Z3ABCDEFGHJKMNPQRSTVWX"])
+    status: Literal["queued", "running", "done", "failed"]
+    source: str
+    rows: int = Field(description="Records read from the file")
+    created: int = Field(0, description="Profiles created")
+    updated: int = Field(0, description="Rows that found an existing profile by an identifier")
+    merged_deterministic: int = Field(
+        0,
+        description="Rows folded into a profile by a shared identifier: a duplicate in the file, or "
+        "two profiles joined",
+    )
+    merged_probabilistic: int = Field(0, description="Profiles merged on the matcher's evidence (journaled)")
+    queued_for_review: int = Field(0, description="Pairs proposed in the review queue")
+    rejected: int = 0
+    rejected_rows: list[RowProblem] = Field(default_factory=list, description="The first 1,000 rejected rows")
+    warnings: list[RowProblem] = Field(default_factory=list)
+    unmapped_columns: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    @classmethod
+    def queued(cls, import_id: str, source: str, rows: int, *, status: str = "queued") -> ImportReport:
+        return cls.model_validate({"id": import_id, "status": status, "source": source, "rows": rows})
+
+
+class ReviewOut(BaseModel):
+    id: str = Field(examples=["rev_01J9Z3ABCDEFGHJKMNPQRSTVWX"])
+    left_id: str = Field(description="The new record's account")
+    right_id: str = Field(description="The candidate's account")
+    probability: float
+    weight: float = Field(description="Match weight in bits")
+    evidence: dict[str, Any] = Field(description="Level and bits per comparison")
+    source: str
+    origin: str = Field(description="The import id, or `ingestion`")
+    status: Literal["pending", "accepted", "rejected"]
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    merge_id: str | None
+
+
+class MatchRecord(BaseModel):
+    """One applied or proposed merge, as ``omni customers matches`` exports it."""
+
+    kind: Literal["merge", "review"]
+    id: str
+    left_id: str
+    right_id: str
+    method: str = Field(description="deterministic or probabilistic")
+    probability: float | None
+    weight: float | None
+    decision: str = Field(description="merged, undone, pending, accepted or rejected")
+    source: str
+    created_at: datetime

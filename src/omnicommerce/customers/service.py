@@ -31,6 +31,7 @@ from omnicommerce.customers.events import (
     CustomerUpdated,
 )
 from omnicommerce.customers.passwords import hash_password, needs_rehash, verify_password
+from omnicommerce.customers.privacy.service import check_not_suppressed
 from omnicommerce.customers.schemas import Customer, CustomerCreate, CustomerUpdate, SignUp, TokenPair
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal, Scope, issue_access_token
@@ -196,6 +197,7 @@ def _create(
     created_by: str | None,
 ) -> Customer:
     norm_email, norm_phone = normalize_contact(email, phone)
+    check_not_suppressed(uow, email=norm_email, phone=norm_phone)  # an erased person stays erased
     values = new_customer_row(
         email=norm_email,
         phone=norm_phone,

@@ -4,7 +4,8 @@ customer becomes a track event on its timeline. De-duplicated twice over: by eve
 
 from __future__ import annotations
 
-from omnicommerce.customers import ingestion
+from omnicommerce.customers import importing, ingestion, linkage
+from omnicommerce.platform.auth import SYSTEM
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.outbox import Envelope, subscriber
 
@@ -41,3 +42,15 @@ for _event_type in TRACKED:
     subscriber(_event_type, consumer=f"customers.timeline-{_event_type.replace('.', '-')}")(
         record_commerce_event
     )
+
+
+@subscriber("customer.created", consumer="customers.match-new-profile")
+def match_new_profile(uow: UnitOfWork, env: Envelope) -> None:
+    """A new profile that shares no identifier with anyone may still be someone we know: score
+    it against profiles sharing a blocking key (after commit, off the sign-up's hot path)."""
+    linkage.match_new_profile(uow, env.payload["customer_id"])
+
+
+@subscriber("customer.import_requested", consumer="customers.run-import")
+def run_import(uow: UnitOfWork, env: Envelope) -> None:
+    importing.run_queued_import(uow, SYSTEM, env.payload["import_id"])

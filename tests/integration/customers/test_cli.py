@@ -59,3 +59,38 @@ def test_merges_and_unmerge(cli: CliRunner, db: Database) -> None:
     assert res.exit_code == 0, res.output
     assert f"{b} split from {d}" in res.output
     assert cli.invoke(app, ["customers", "unmerge", str(b)]).exit_code == 2
+
+
+def test_import_with_a_yaml_mapping_then_export_matches(cli: CliRunner, db: Database, tmp_path: Path) -> None:
+    from tests.integration.customers.people import MAPPING, people
+
+    data = people(150, duplicates=4, households=2)
+    data.rows[0]["E-mail"] = "broken@"
+    file = tmp_path / "crm.csv"
+    file.write_text(data.csv())
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(
+        "columns:\n" + "".join(f"  {col}: {target}\n" for col, target in MAPPING["columns"].items())
+    )
+    res = cli.invoke(app, ["customers", "import", str(file), "--mapping", str(mapping), "--source", "crm"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["rejected"] == 1 and report["rejected_rows"][0]["row"] == 1
+    assert report["merged_probabilistic"] == 4 and report["created"] == 155
+    exported = cli.invoke(app, ["customers", "matches", "--format", "jsonl"])
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    merges = [r for r in records if r["kind"] == "merge"]
+    assert len(merges) == 4 and all(
+        r["method"] == "probabilistic" and r["probability"] >= 0.95 for r in merges
+    )
+    assert len([r for r in records if r["kind"] == "review"]) == report["queued_for_review"]
+    as_csv = cli.invoke(app, ["customers", "matches", "--format", "csv"])
+    header, *lines = as_csv.stdout.splitlines()
+    assert header.startswith("kind,id,left_id,right_id,method,probability") and len(lines) == len(records)
+
+
+def test_import_refuses_an_unknown_format(cli: CliRunner, tmp_path: Path) -> None:
+    file = tmp_path / "crm.xlsx"
+    file.write_text("x")
+    res = cli.invoke(app, ["customers", "import", str(file)])
+    assert res.exit_code == 2 and "CSV" in res.output

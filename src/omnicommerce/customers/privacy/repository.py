@@ -24,6 +24,7 @@ from omnicommerce.customers.models import (
 )
 from omnicommerce.customers.privacy.domain import anonymised_event_payload
 from omnicommerce.customers.privacy.models import privacy_requests, privacy_suppressions
+from omnicommerce.customers.repository import matching_data_of
 from omnicommerce.platform.db import conflict_insert
 from omnicommerce.platform.idempotency import idempotency_records
 from omnicommerce.platform.pii import mentions_any, redact_json_text
@@ -88,6 +89,7 @@ def rows_of(conn: Connection, ids: Collection[str]) -> dict[str, list[AnyRow]]:
         name: list(conn.execute(select(table).where(table.c.customer_id.in_(ids))))
         for name, table in by_customer.items()
     }
+    out |= matching_data_of(conn, ids)
     m = customer_merges.c
     out["merges"] = list(
         conn.execute(

@@ -1,4 +1,5 @@
-"""customer data platform: events, identity graph, merge journal, identity rules, consent, computed traits
+"""customer data platform: events, identity graph, merge journal, identity rules, consent, computed
+traits; matching attributes and keys, the review queue, imports
 
 Revision ID: 0003
 Revises: 0001
@@ -114,9 +115,78 @@ def upgrade() -> None:
         sa.Column("last_purchase_at", UTC(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("customer_id", "currency", name=op.f("pk_customer_order_stats")),
     )
+    _create_matching_tables()
+
+
+def _create_matching_tables() -> None:
+    op.create_table(
+        "customer_attributes",
+        sa.Column("customer_id", sa.String(length=40), nullable=False),
+        sa.Column("given_name", sa.String(length=100), nullable=True),
+        sa.Column("surname", sa.String(length=100), nullable=True),
+        sa.Column("date_of_birth", sa.String(length=10), nullable=True),
+        sa.Column("street_number", sa.String(length=20), nullable=True),
+        sa.Column("address_1", sa.String(length=200), nullable=True),
+        sa.Column("address_2", sa.String(length=200), nullable=True),
+        sa.Column("suburb", sa.String(length=100), nullable=True),
+        sa.Column("postcode", sa.String(length=20), nullable=True),
+        sa.Column("state", sa.String(length=50), nullable=True),
+        sa.Column("source", sa.String(length=80), nullable=False),
+        sa.Column("updated_at", UTC(timezone=True), nullable=False),
+        sa.Column("matched_at", UTC(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_attributes")),
+    )
+    op.create_table(
+        "customer_match_keys",
+        sa.Column("key", sa.String(length=160), nullable=False),
+        sa.Column("customer_id", sa.String(length=40), nullable=False),
+        sa.PrimaryKeyConstraint("key", "customer_id", name=op.f("pk_customer_match_keys")),
+    )
+    op.create_index("ix_customer_match_keys_customer_id", "customer_match_keys", ["customer_id"])
+    op.create_table(
+        "identity_reviews",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("left_id", sa.String(length=40), nullable=False),
+        sa.Column("right_id", sa.String(length=40), nullable=False),
+        sa.Column("pair_key", sa.String(length=81), nullable=False),
+        sa.Column("probability", sa.Float(), nullable=False),
+        sa.Column("weight", sa.Float(), nullable=False),
+        sa.Column("evidence", sa.Text(), nullable=False),
+        sa.Column("source", sa.String(length=80), nullable=False),
+        sa.Column("origin", sa.String(length=40), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("created_at", UTC(timezone=True), nullable=False),
+        sa.Column("decided_at", UTC(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=40), nullable=True),
+        sa.Column("merge_id", sa.String(length=40), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_reviews")),
+        sa.UniqueConstraint("pair_key", name=op.f("uq_identity_reviews_pair_key")),
+    )
+    op.create_index("ix_identity_reviews_status_id", "identity_reviews", ["status", "id"])
+    op.create_table(
+        "customer_imports",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("source", sa.String(length=80), nullable=False),
+        sa.Column("format", sa.String(length=10), nullable=False),
+        sa.Column("mapping", sa.Text(), nullable=False),
+        sa.Column("data", sa.Text(), nullable=True),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("report", sa.Text(), nullable=True),
+        sa.Column("created_by", sa.String(length=40), nullable=False),
+        sa.Column("created_at", UTC(timezone=True), nullable=False),
+        sa.Column("finished_at", UTC(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_imports")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("customer_imports")
+    op.drop_index("ix_identity_reviews_status_id", table_name="identity_reviews")
+    op.drop_table("identity_reviews")
+    op.drop_index("ix_customer_match_keys_customer_id", table_name="customer_match_keys")
+    op.drop_table("customer_match_keys")
+    op.drop_table("customer_attributes")
     op.drop_table("customer_order_stats")
     op.drop_table("customer_channels")
     op.drop_table("customer_traits")
