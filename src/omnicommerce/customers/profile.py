@@ -9,7 +9,7 @@ import orjson
 
 from omnicommerce.customers import consent, identity, traits
 from omnicommerce.customers import repository as repo
-from omnicommerce.customers.schemas import Profile, TimelineEvent
+from omnicommerce.customers.schemas import Profile, ProfileSegment, TimelineEvent
 from omnicommerce.customers.service import get_customer
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.db import UnitOfWork
@@ -20,6 +20,8 @@ def get_profile(
     uow: UnitOfWork, actor: Principal, customer_id: str, *, cursor: str | None = None, limit: int = 50
 ) -> Profile:
     """A merged profile answers with the one it was merged into (the person is one customer)."""
+    from omnicommerce.customers.segments.service import segments_of  # the sub-package builds on this
+
     get_customer(uow, actor, customer_id)  # reach check: a customer sees only itself
     root = identity.roots_of(uow, [customer_id])[customer_id]
     rows = repo.timeline(uow.conn, root, before=_decode(cursor), limit=limit)
@@ -33,6 +35,7 @@ def get_profile(
         identities=identity.identities(uow, root),
         traits=traits.profile_traits(uow, root),
         consents=consent.effective_consents(uow, root),
+        segments=[ProfileSegment(id=s.id, name=s.name, added_at=s.added_at) for s in segments_of(uow, root)],
         timeline=[_timeline_event(r) for r in rows],
         next_cursor=_encode(rows[-1]) if more else None,
     )

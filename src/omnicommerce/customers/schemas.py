@@ -254,12 +254,19 @@ class ConsentOut(BaseModel):
     customer_id: str = Field(description="The account that made the decision")
 
 
+class ProfileSegment(BaseModel):
+    id: str
+    name: str
+    added_at: datetime
+
+
 class Profile(BaseModel):
     customer: Customer
     merged_from: list[str] = Field(description="Profiles merged into this one")
     identities: list[IdentityOut]
     traits: dict[str, Any] = Field(description="Computed traits: first/last seen, channels, orders, LTV")
     consents: list[ConsentOut]
+    segments: list[ProfileSegment] = Field(description="Segments the profile is a member of now")
     timeline: list[TimelineEvent]
     next_cursor: str | None = None
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from omnicommerce.customers import identity, ingestion
+from omnicommerce.customers import identity, ingestion, profile
 from omnicommerce.customers.models import customer_events
 from omnicommerce.customers.segments import jobs, service, subscribers
 from omnicommerce.customers.segments.schemas import SegmentCreate, SegmentUpdate
@@ -270,3 +270,15 @@ def test_an_anonymous_sale_touches_no_segment(db: Database) -> None:
     with db.engine.connect() as conn:
         assert conn.execute(select(customer_events.c.id)).first() is None  # nothing on any timeline
     assert _members(db, segment_id) == set() and _membership_events(db) == []
+
+
+def test_the_customer_360_lists_the_segments_of_the_profile(db: Database) -> None:
+    clock.set_clock(lambda: NOW)
+    ada, bob = _profile(db, "u-ada"), _profile(db, "u-bob")
+    _order(db, ada, channel="pos", days_ago=3)
+    segment_id = _create(db, "Store buyers", {"event": "order.placed", "where": {"channel": "pos"}})
+    with db.uow(readonly=True) as uow:
+        ada_profile = profile.get_profile(uow, SYSTEM, ada)
+        bob_profile = profile.get_profile(uow, SYSTEM, bob)
+    assert [(s.id, s.name) for s in ada_profile.segments] == [(segment_id, "Store buyers")]
+    assert bob_profile.segments == []
