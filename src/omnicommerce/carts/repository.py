@@ -16,10 +16,13 @@ from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.carts.domain import CHECKING_OUT, OPEN, Cart, Line
 from omnicommerce.carts.models import cart_handoffs, carts
+from omnicommerce.carts.models import carts as carts_table
+from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.auth import reach as _scope
 from omnicommerce.platform.db import DIALECTS, conflict_insert
+from omnicommerce.platform.pii import rows_where, scrub_rows
 
 
 def visible_to(actor: Principal) -> ColumnElement[bool]:
@@ -307,3 +310,29 @@ def stalled_in_checkout(conn: Connection, *, updated_before: datetime, limit: in
         .limit(limit)
     )
     return [_cart(row) for row in conn.execute(stmt)]
+
+
+# --- privacy requests (found by name by customers.privacy) ---------------------------------------
+
+
+def _carts_of(subject: Subject) -> ColumnElement[bool]:
+    return or_(carts_table.c.customer_id.in_(subject.customer_ids), carts_table.c.email.in_(subject.emails))
+
+
+def customer_rows(conn: Connection, subject: Subject) -> list[dict[str, Any]]:
+    """The person's carts (theirs, or guest carts under their email), as stored."""
+    return rows_where(conn, carts_table, _carts_of(subject))
+
+
+def erase_customer_pii(conn: Connection, subject: Subject) -> int:
+    """Email and delivery address out of the person's carts; lines, coupons and ids stay. The
+    version moves, so a request holding the old cart cannot write the address back."""
+    return scrub_rows(
+        conn,
+        carts_table,
+        _carts_of(subject),
+        clear=("email",),
+        documents=("fulfillment",),
+        terms=subject.terms,
+        bump_version=True,
+    )

@@ -16,8 +16,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
-
 from omnicommerce.carts import repository as repo
 from omnicommerce.carts.domain import (
     ACTIVE,
@@ -49,7 +47,6 @@ from omnicommerce.carts.domain import (
     normalize_code,
 )
 from omnicommerce.carts.events import CartClaimed, CartCreated, CartHandedOff, CartLineChanged, CartMerged
-from omnicommerce.carts.models import carts as carts_table
 from omnicommerce.carts.schemas import CartCreate
 from omnicommerce.catalog import service as catalog
 from omnicommerce.customers import service as customers
@@ -62,7 +59,6 @@ from omnicommerce.platform.channels import get_channel, resolve_channel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.ids import new_id
 from omnicommerce.platform.money import CurrencyMismatch
-from omnicommerce.platform.pii import rows_where, scrub_rows
 from omnicommerce.pricing import service as pricing
 from omnicommerce.pricing.domain import Quote, QuoteLine, normalize_codes
 
@@ -502,24 +498,12 @@ def _reserve(uow: UnitOfWork, cart: Cart, *, ttl_seconds: int, previous: Cart | 
 # --- privacy (called by customers.privacy for export and erasure requests) --------------------------
 
 
-def _carts_of(subject: Subject) -> ColumnElement[bool]:
-    return or_(carts_table.c.customer_id.in_(subject.customer_ids), carts_table.c.email.in_(subject.emails))
-
-
 def customer_data(uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
     """The person's carts (theirs, or guest carts under their email), as stored."""
-    return rows_where(uow.conn, carts_table, _carts_of(subject))
+    return repo.customer_rows(uow.conn, subject)
 
 
 def erase_customer_pii(uow: UnitOfWork, subject: Subject) -> int:
     """Email and delivery address out of the person's carts; lines, coupons and ids stay. The
     version moves, so a request holding the old cart cannot write the address back."""
-    return scrub_rows(
-        uow.conn,
-        carts_table,
-        _carts_of(subject),
-        clear=("email",),
-        documents=("fulfillment",),
-        terms=subject.terms,
-        bump_version=True,
-    )
+    return repo.erase_customer_pii(uow.conn, subject)

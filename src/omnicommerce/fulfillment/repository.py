@@ -11,12 +11,20 @@ import orjson
 from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
+from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.fulfillment.domain import FoLine, FulfillmentOrder, Return, ReturnLine
-from omnicommerce.fulfillment.models import delivery_slots, returns, routing_decisions, routing_rules
+from omnicommerce.fulfillment.models import (
+    delivery_slots,
+    fulfillment_orders,
+    returns,
+    routing_decisions,
+    routing_rules,
+)
 from omnicommerce.fulfillment.models import fulfillment_orders as fo_t
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal, reach
 from omnicommerce.platform.db import conflict_insert
+from omnicommerce.platform.pii import rows_where, scrub_rows
 
 _SCOPE_COLUMNS = {"customer": fo_t.c.customer_id, "location": fo_t.c.location_id, "channel": fo_t.c.channel}
 
@@ -369,3 +377,46 @@ def mark_return_refunded(conn: Connection, return_id: str, reference: str | None
         .values(status="refunded", refund_reference=reference, updated_at=clock.now())
     )
     return res.rowcount == 1
+
+
+# --- privacy requests (found by name by customers.privacy) ---------------------------------------
+
+
+def _fulfillment_of(subject: Subject) -> ColumnElement[bool]:
+    return or_(
+        fulfillment_orders.c.customer_id.in_(subject.customer_ids),
+        fulfillment_orders.c.order_id.in_(subject.refs),
+    )
+
+
+def customer_rows(conn: Connection, subject: Subject) -> list[dict[str, Any]]:
+    """The person's fulfillment orders, and the returns and routing decisions of their orders."""
+    orders_of = subject.refs
+    found = {
+        "fulfillment_order": rows_where(conn, fulfillment_orders, _fulfillment_of(subject)),
+        "return": rows_where(conn, returns, returns.c.order_id.in_(orders_of)),
+        "routing_decision": rows_where(conn, routing_decisions, routing_decisions.c.order_id.in_(orders_of)),
+    }
+    return [{"record": kind, **row} for kind, rows in found.items() for row in rows]
+
+
+def erase_customer_pii(conn: Connection, subject: Subject) -> int:
+    """The curbside car description and free text naming the person out of their fulfillment
+    orders, and the ship-to point out of their routing decisions; units, locations, tracking
+    numbers and times stay."""
+    changed = scrub_rows(
+        conn,
+        fulfillment_orders,
+        _fulfillment_of(subject),
+        clear=("arrival_car",),
+        documents=("reason",),
+        terms=subject.terms,
+        bump_version=True,
+    )
+    return changed + scrub_rows(
+        conn,
+        routing_decisions,
+        routing_decisions.c.order_id.in_(subject.refs),
+        documents=("decision",),
+        terms=subject.terms,
+    )

@@ -16,8 +16,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
-
 from omnicommerce.carts import service as carts
 from omnicommerce.carts.domain import CartNotFound
 from omnicommerce.catalog import service as catalog
@@ -85,7 +83,6 @@ from omnicommerce.fulfillment.events import (
     UnitLine,
 )
 from omnicommerce.fulfillment.events import PickupExpired as PickupExpiredEvent
-from omnicommerce.fulfillment.models import fulfillment_orders, returns, routing_decisions
 from omnicommerce.fulfillment.routing.batch import route_batch
 from omnicommerce.fulfillment.routing.engine import route_order
 from omnicommerce.fulfillment.rules import (
@@ -108,7 +105,6 @@ from omnicommerce.platform.auth import SYSTEM, Principal
 from omnicommerce.platform.channels import get_channel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.ids import new_id
-from omnicommerce.platform.pii import rows_where, scrub_rows
 from omnicommerce.platform.web import decode_cursor
 
 log = logging.getLogger("omnicommerce.fulfillment")
@@ -1417,41 +1413,13 @@ def _unit_lines(units: Mapping[str, int] | Iterable[tuple[str, int]]) -> list[Un
 # --- privacy (called by customers.privacy for export and erasure requests) --------------------------
 
 
-def _fulfillment_of(subject: Subject) -> ColumnElement[bool]:
-    return or_(
-        fulfillment_orders.c.customer_id.in_(subject.customer_ids),
-        fulfillment_orders.c.order_id.in_(subject.refs),
-    )
-
-
 def customer_data(uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
     """The person's fulfillment orders, and the returns and routing decisions of their orders."""
-    conn, orders_of = uow.conn, subject.refs
-    found = {
-        "fulfillment_order": rows_where(conn, fulfillment_orders, _fulfillment_of(subject)),
-        "return": rows_where(conn, returns, returns.c.order_id.in_(orders_of)),
-        "routing_decision": rows_where(conn, routing_decisions, routing_decisions.c.order_id.in_(orders_of)),
-    }
-    return [{"record": kind, **row} for kind, rows in found.items() for row in rows]
+    return repo.customer_rows(uow.conn, subject)
 
 
 def erase_customer_pii(uow: UnitOfWork, subject: Subject) -> int:
     """The curbside car description and free text naming the person out of their fulfillment
     orders, and the ship-to point out of their routing decisions; units, locations, tracking
     numbers and times stay."""
-    changed = scrub_rows(
-        uow.conn,
-        fulfillment_orders,
-        _fulfillment_of(subject),
-        clear=("arrival_car",),
-        documents=("reason",),
-        terms=subject.terms,
-        bump_version=True,
-    )
-    return changed + scrub_rows(
-        uow.conn,
-        routing_decisions,
-        routing_decisions.c.order_id.in_(subject.refs),
-        documents=("decision",),
-        terms=subject.terms,
-    )
+    return repo.erase_customer_pii(uow.conn, subject)

@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.integrations.domain import Delivery, DeliveryStatus, DueDelivery, Endpoint
 from omnicommerce.integrations.models import webhook_deliveries, webhook_endpoints
+from omnicommerce.platform.pii import mentions_any, redact_documents, rows_where
 
 D = webhook_deliveries.c
 E = webhook_endpoints.c
@@ -181,4 +183,23 @@ def record_attempt(
                 last_error=error,
             )
         ).rowcount
+    )
+
+
+# --- privacy requests (found by name by customers.privacy) ---------------------------------------
+
+
+def customer_rows(conn: Connection, subject: Subject) -> list[dict[str, Any]]:
+    """Webhook deliveries whose body mentions the person (their ids, orders, carts or contacts)."""
+    if not subject.keys:
+        return []
+    return rows_where(conn, webhook_deliveries, mentions_any(webhook_deliveries.c.payload, subject.keys))
+
+
+def erase_customer_pii(conn: Connection, subject: Subject) -> int:
+    """Personal data out of the delivery log bodies that mention the person; the log keeps the
+    event id, type, status and attempts. A replay then sends the redacted body."""
+    d = webhook_deliveries.c
+    return redact_documents(
+        conn, webhook_deliveries, d.id, d.payload, mentioning=subject.keys, terms=subject.terms
     )

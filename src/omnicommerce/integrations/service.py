@@ -39,7 +39,6 @@ from omnicommerce.integrations.events import (
     WebhookEndpointDisabled,
     WebhookFailed,
 )
-from omnicommerce.integrations.models import webhook_deliveries
 from omnicommerce.integrations.schemas import EndpointCreate
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
@@ -47,7 +46,6 @@ from omnicommerce.platform.db import Database, UnitOfWork
 from omnicommerce.platform.events import REGISTRY
 from omnicommerce.platform.ids import new_id
 from omnicommerce.platform.outbox import Envelope
-from omnicommerce.platform.pii import mentions_any, redact_documents, rows_where
 
 SUBSCRIBED_TYPES_TTL_SECONDS = 2.0
 
@@ -281,15 +279,10 @@ def settle_all(
 
 def customer_data(uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
     """Webhook deliveries whose body mentions the person (their ids, orders, carts or contacts)."""
-    if not subject.keys:
-        return []
-    return rows_where(uow.conn, webhook_deliveries, mentions_any(webhook_deliveries.c.payload, subject.keys))
+    return repo.customer_rows(uow.conn, subject)
 
 
 def erase_customer_pii(uow: UnitOfWork, subject: Subject) -> int:
     """Personal data out of the delivery log bodies that mention the person; the log keeps the
     event id, type, status and attempts. A replay then sends the redacted body."""
-    d = webhook_deliveries.c
-    return redact_documents(
-        uow.conn, webhook_deliveries, d.id, d.payload, mentioning=subject.keys, terms=subject.terms
-    )
+    return repo.erase_customer_pii(uow.conn, subject)

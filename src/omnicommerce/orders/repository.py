@@ -12,14 +12,17 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, String, bindparam, insert, select, true, update
+from sqlalchemy import ColumnElement, String, bindparam, insert, or_, select, true, update
 from sqlalchemy.engine import Connection, Row
 
+from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.orders.domain import Order, OrderLine, Payment, StatusChange
 from omnicommerce.orders.models import order_lines, orders
+from omnicommerce.orders.models import orders as orders_table
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.auth import reach as _scope
+from omnicommerce.platform.pii import rows_where, scrub_rows
 
 
 def visible_to(actor: Principal) -> ColumnElement[bool]:
@@ -245,3 +248,34 @@ def _history(history: Sequence[StatusChange]) -> str:
             for h in history
         ]
     ).decode()
+
+
+# --- privacy requests (found by name by customers.privacy) ---------------------------------------
+
+
+def _orders_of(subject: Subject) -> ColumnElement[bool]:
+    return or_(orders_table.c.customer_id.in_(subject.customer_ids), orders_table.c.email.in_(subject.emails))
+
+
+def customer_rows(conn: Connection, subject: Subject) -> list[dict[str, Any]]:
+    """The person's orders (placed by them, or as a guest under their email) with their lines."""
+    found = rows_where(conn, orders_table, _orders_of(subject))
+    lines = rows_where(conn, order_lines, order_lines.c.order_id.in_([o["id"] for o in found]))
+    by_order: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_order.setdefault(line["order_id"], []).append(line)
+    return [{**o, "lines": sorted(by_order.get(o["id"], []), key=lambda ln: ln["line_no"])} for o in found]
+
+
+def erase_customer_pii(conn: Connection, subject: Subject) -> int:
+    """Email and delivery address out of the person's orders. The financial record stays: amounts,
+    SKUs, quantities, dates, payment reference and status history (which names no person)."""
+    return scrub_rows(
+        conn,
+        orders_table,
+        _orders_of(subject),
+        clear=("email",),
+        documents=("fulfillment",),
+        terms=subject.terms,
+        bump_version=True,
+    )

@@ -11,8 +11,6 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
-
 from omnicommerce.carts import service as carts
 from omnicommerce.carts.domain import Cart, display_name
 from omnicommerce.catalog import service as catalog
@@ -40,14 +38,11 @@ from omnicommerce.orders.events import (
     OrderPlaced,
     OrderRefunded,
 )
-from omnicommerce.orders.models import order_lines
-from omnicommerce.orders.models import orders as orders_table
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.channels import get_channel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.ids import new_id
-from omnicommerce.platform.pii import rows_where, scrub_rows
 from omnicommerce.platform.web import decode_cursor
 from omnicommerce.pricing import service as pricing
 from omnicommerce.pricing.domain import Quote, QuoteLine
@@ -396,29 +391,12 @@ def complete_fulfilment(uow: UnitOfWork, actor: Principal, order_id: str) -> Ord
 # --- privacy (called by customers.privacy for export and erasure requests) --------------------------
 
 
-def _orders_of(subject: Subject) -> ColumnElement[bool]:
-    return or_(orders_table.c.customer_id.in_(subject.customer_ids), orders_table.c.email.in_(subject.emails))
-
-
 def customer_data(uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
     """The person's orders (placed by them, or as a guest under their email) with their lines."""
-    found = rows_where(uow.conn, orders_table, _orders_of(subject))
-    lines = rows_where(uow.conn, order_lines, order_lines.c.order_id.in_([o["id"] for o in found]))
-    by_order: dict[str, list[dict[str, Any]]] = {}
-    for line in lines:
-        by_order.setdefault(line["order_id"], []).append(line)
-    return [{**o, "lines": sorted(by_order.get(o["id"], []), key=lambda ln: ln["line_no"])} for o in found]
+    return repo.customer_rows(uow.conn, subject)
 
 
 def erase_customer_pii(uow: UnitOfWork, subject: Subject) -> int:
     """Email and delivery address out of the person's orders. The financial record stays: amounts,
     SKUs, quantities, dates, payment reference and status history (which names no person)."""
-    return scrub_rows(
-        uow.conn,
-        orders_table,
-        _orders_of(subject),
-        clear=("email",),
-        documents=("fulfillment",),
-        terms=subject.terms,
-        bump_version=True,
-    )
+    return repo.erase_customer_pii(uow.conn, subject)
