@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -85,10 +86,14 @@ def server(
 ) -> Iterator[str]:
     """Run ``omni serve`` in a child process until the block ends; yields the base URL.
 
-    With ``log_path`` the server's stderr goes to that file (a pipe nobody reads would block a
-    server that logs much, e.g. a stack trace per failed request)."""
+    The server's stderr goes to ``log_path`` (by default a temporary file, removed afterwards): a
+    pipe nobody reads would block a server that logs much, e.g. a stack trace per failed request."""
     env = dict(os.environ, OMNI_DATABASE_URL=database_url, OMNI_LOG_LEVEL="WARNING", **(extra_env or {}))
-    log = log_path.open("ab") if log_path is not None else None
+    own_log = log_path is None
+    if log_path is None:
+        with tempfile.NamedTemporaryFile(prefix="omni-bench-server-", suffix=".log", delete=False) as tmp:
+            log_path = Path(tmp.name)
+    log = log_path.open("ab")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -102,7 +107,7 @@ def server(
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=log if log is not None else subprocess.PIPE,
+        stderr=log,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -110,7 +115,7 @@ def server(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {_stderr_of(proc, log_path)}")
+                raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-4000:]}")
             try:
                 if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                     break
@@ -125,14 +130,9 @@ def server(
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        if log is not None:
-            log.close()
-
-
-def _stderr_of(proc: subprocess.Popen[bytes], log_path: Path | None) -> str:
-    if log_path is not None:
-        return log_path.read_text(errors="replace")[-4000:]
-    return proc.stderr.read().decode() if proc.stderr else ""
+        log.close()
+        if own_log:
+            log_path.unlink(missing_ok=True)
 
 
 def free_port() -> int:
