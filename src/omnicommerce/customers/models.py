@@ -170,6 +170,17 @@ customer_order_stats = Table(
     Column("last_purchase_at", UTCDateTime(), nullable=True),
 )
 
+# What an account's orders say it prefers: ``kind`` "store" (key: location id, weight: orders
+# placed there) or "category" (key: category id, weight: orders with an item in it).
+customer_affinities = Table(
+    "customer_affinities",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("weight", Integer, nullable=False),
+)
+
 
 # --- probabilistic matching, review queue, bulk onboarding ----------------------------------------
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from omnicommerce.customers.domain import Identifier
 from omnicommerce.customers.models import (
+    customer_affinities,
     customer_attributes,
     customer_channels,
     customer_consents,
@@ -657,6 +658,38 @@ def _add_order_stats(dialect: str) -> Any:
 
 
 _ADD_ORDER_STATS = {d: _add_order_stats(d) for d in DIALECTS}
+
+
+def add_affinities(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add each row's ``weight`` to the account's affinity (one upsert for all rows)."""
+    if rows:
+        conn.execute(_ADD_AFFINITIES[conn.dialect.name], rows)
+
+
+def _add_affinities(dialect: str) -> Any:
+    base = conflict_insert(customer_affinities, dialect)
+    return base.on_conflict_do_update(
+        index_elements=["customer_id", "kind", "key"],
+        set_={"weight": customer_affinities.c.weight + base.excluded.weight},
+    )
+
+
+_ADD_AFFINITIES = {d: _add_affinities(d) for d in DIALECTS}
+
+
+def top_affinities(conn: Connection, customer_ids: Collection[str], *, kind: str, limit: int) -> list[str]:
+    """The keys of ``kind`` these accounts weigh most (summed over them), heaviest first."""
+    a = customer_affinities.c
+    total = func.sum(a.weight)
+    stmt = (
+        select(a.key)
+        .where(a.customer_id.in_(list(customer_ids)), a.kind == kind)
+        .group_by(a.key)
+        .having(total > 0)
+        .order_by(total.desc(), a.key)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())
 
 
 def traits_of(

@@ -1,6 +1,6 @@
 """Computed traits, updated incrementally as events are stored (never by a batch job): first and
-last seen, event count, channels used, and order figures (count, lifetime value, average order
-value, last purchase).
+last seen, event count, channels used, order figures (count, lifetime value, average order
+value, last purchase), preferred store and favourite categories.
 
 Kept per account — the profile an event first belonged to — and summed over a profile's accounts
 when read, so merging needs no recomputation and an unmerge splits the figures back exactly."""
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from omnicommerce.catalog import service as catalog
 from omnicommerce.customers import repository as repo
 from omnicommerce.platform.db import UnitOfWork
 
@@ -49,6 +50,7 @@ def record_order(uow: UnitOfWork, *, account: str, name: str, facts: Mapping[str
     if delta is None or not facts.get("currency"):
         return
     count, value, purchased = delta
+    _record_affinities(uow, account, facts, sign=count)
     repo.add_order_stats(
         uow.conn,
         {
@@ -61,9 +63,24 @@ def record_order(uow: UnitOfWork, *, account: str, name: str, facts: Mapping[str
     )
 
 
+def _record_affinities(uow: UnitOfWork, account: str, facts: Mapping[str, Any], *, sign: int) -> None:
+    """A placed order (sign +1; cancelled: -1) counts for the store it was placed or picked up
+    at and for every category of the items in it."""
+    if sign == 0:
+        return
+    keys = [("store", str(facts["location_id"]))] if facts.get("location_id") else []
+    if skus := [str(sku) for sku in facts.get("skus") or []]:
+        categories = {c for v in catalog.get_variants(uow, skus).values() for c in v.category_ids}
+        keys += [("category", c) for c in sorted(categories)]
+    repo.add_affinities(
+        uow.conn, [{"customer_id": account, "kind": kind, "key": key, "weight": sign} for kind, key in keys]
+    )
+
+
 def profile_traits(uow: UnitOfWork, root: str) -> dict[str, Any]:
     """The profile's traits: the sum over its accounts (itself and those merged into it)."""
-    activity, channels, orders = repo.traits_of(uow.conn, [root, *repo.merged_members(uow.conn, root)])
+    accounts = [root, *repo.merged_members(uow.conn, root)]
+    activity, channels, orders = repo.traits_of(uow.conn, accounts)
     by_currency: dict[str, list[Any]] = {}
     for row in orders:
         figures = by_currency.setdefault(row.currency, [0, 0])
@@ -83,4 +100,6 @@ def profile_traits(uow: UnitOfWork, root: str) -> dict[str, Any]:
         "currency": currency,
         "lifetime_value_by_currency": {c: f[1] for c, f in sorted(by_currency.items())},
         "last_purchase_at": max((r.last_purchase_at for r in orders if r.last_purchase_at), default=None),
+        "preferred_store": next(iter(repo.top_affinities(uow.conn, accounts, kind="store", limit=1)), None),
+        "favourite_categories": repo.top_affinities(uow.conn, accounts, kind="category", limit=3),
     }

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.customers.models import (
+    customer_affinities,
     customer_channels,
     customer_consents,
     customer_events,
@@ -82,6 +83,7 @@ def rows_of(conn: Connection, ids: Collection[str]) -> dict[str, list[AnyRow]]:
     by_customer = {
         "consents": customer_consents,
         "traits": customer_traits,
+        "affinities": customer_affinities,
         "channels": customer_channels,
         "order_stats": customer_order_stats,
     }

@@ -115,6 +115,14 @@ def upgrade() -> None:
         sa.Column("last_purchase_at", UTC(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("customer_id", "currency", name=op.f("pk_customer_order_stats")),
     )
+    op.create_table(
+        "customer_affinities",
+        sa.Column("customer_id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("weight", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", "kind", "key", name=op.f("pk_customer_affinities")),
+    )
     _create_matching_tables()
 
 
@@ -187,6 +195,7 @@ def downgrade() -> None:
     op.drop_index("ix_customer_match_keys_customer_id", table_name="customer_match_keys")
     op.drop_table("customer_match_keys")
     op.drop_table("customer_attributes")
+    op.drop_table("customer_affinities")
     op.drop_table("customer_order_stats")
     op.drop_table("customer_channels")
     op.drop_table("customer_traits")
