@@ -12,6 +12,10 @@ Baseline: the same number of rows, shaped as the server stores them, inserted in
 a plain multi-row INSERT — the database's own speed for these rows without HTTP, validation or
 identity resolution.
 
+The API runs as deployed (docs/deploy.md): what reacts to ingested events after commit (segment
+re-evaluation, probabilistic matching of new profiles, webhooks) runs in ``omni worker``
+processes, so the server starts with ``OMNI_API_RUNS_RELAY=false``.
+
     omni bench ingest [--seconds 15] [--clients 8] [--batch 100] [--databases sqlite,postgresql]
 """
 
@@ -184,9 +188,8 @@ def run(kind: str, args: argparse.Namespace) -> None:
     with database(kind) as url:
         key = prepare(url)
         # Rate limits off: this measures the ingestion path, not the limiter's budget.
-        with server(
-            url, port=PORT, workers=args.workers, extra_env={"OMNI_RATE_LIMIT_ENABLED": "false"}
-        ) as base:
+        env = {"OMNI_RATE_LIMIT_ENABLED": "false", "OMNI_API_RUNS_RELAY": "false"}
+        with server(url, port=PORT, workers=args.workers, extra_env=env) as base:
             asyncio.run(drive(base, key, clients=2, batch=args.batch, seconds=2, seed=1))  # warm-up
             accepted, failures, elapsed = asyncio.run(
                 drive(base, key, clients=args.clients, batch=args.batch, seconds=args.seconds, seed=2)
