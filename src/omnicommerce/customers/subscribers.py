@@ -19,6 +19,12 @@ TRACKED = {
     "cart.created": "Cart Created",
     "cart.line_changed": "Cart Updated",
     "cart.claimed": "Cart Claimed",
+    # What happens after the order, store visits among it: pickups and curbside arrivals.
+    "fulfillment.shipped": "Order Shipped",
+    "fulfillment.delivered": "Order Delivered",
+    "pickup.collected": "Store Pickup",
+    "curbside.arrived": "Curbside Arrival",
+    "return.received": "Order Returned",
 }
 
 

@@ -1,4 +1,5 @@
-"""Preferred store and favourite categories follow the profile's orders, event by event."""
+"""Traits and timeline entries the profile gets from commerce events: preferred store, favourite
+categories, store visits and returns."""
 
 from __future__ import annotations
 
@@ -75,3 +76,19 @@ def test_preferred_store_and_favourite_categories_follow_the_orders(db: Database
     for _ in range(2):  # two store-007 orders cancelled: store-002 now leads
         _order(db, customer_id, "order.cancelled", location="store-007", skus=[])
     assert _traits(db, customer_id)["preferred_store"] == "store-002"
+
+
+def test_store_visits_and_returns_reach_the_timeline(db: Database) -> None:
+    with transaction(db) as uow:
+        ada = ingestion.ingest(uow, SYSTEM, [{"type": "identify", "userId": "u-ada", "channel": "web"}])
+    customer_id = ada.results[0].customer_id
+    assert customer_id is not None
+    for event in ("curbside.arrived", "pickup.collected", "return.received"):
+        payload = {"customer_id": customer_id, "order_id": "ord_1", "location_id": "store-007"}
+        with transaction(db) as uow:
+            record_commerce_event(
+                uow, Envelope(new_id("evt"), event, 1, f"omni.fulfillment.{event}", NOW, payload)
+            )
+    with db.uow(readonly=True) as uow:
+        names = [e.name for e in profile.get_profile(uow, SYSTEM, customer_id).timeline]
+    assert {"Curbside Arrival", "Store Pickup", "Order Returned"} <= set(names)
