@@ -233,3 +233,12 @@ def test_an_order_nobody_can_serve_gets_an_empty_plan() -> None:
     plan = route_order(order, [store("s", 40.7, {"b": 4})], COSTS)
     assert plan.assignments == () and plan.unfilled == ((0, 1),) and plan.packages == 0
     assert plan.cost == COSTS.lost_sale_cost_per_unit
+
+
+def test_with_stock_nowhere_the_milp_leaves_every_unit_unfilled() -> None:
+    order = OrderToRoute("ord-1", (Line("a", 2, 0.5),), 41.0, -73.5)
+    table = build_table(order, [store("empty", 40.7, {"a": 0}, capacity=0)], COSTS)
+    solved = MilpSolver().solve(table, list(range(len(table.options))), time_limit_s=1)
+    assert solved is not None
+    assert math.isclose(solved.cost, enumerate_best(table, list(range(len(table.options)))).cost)
+    assert route_order(order, [store("empty", 40.7, {"a": 0}, capacity=0)], COSTS).unfilled == ((0, 2),)

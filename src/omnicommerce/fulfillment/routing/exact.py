@@ -98,6 +98,8 @@ class MilpSolver:
         """The optimal solution, or the best found within the limit, or None if none was found."""
         if time_limit_s <= 0:
             return None
+        if not allowed:  # nowhere to ship from: every unit unfilled (HiGHS reports an empty model)
+            return fill(table, ())
         highs = self.highs
         highs.clearModel()
         highs.setOptionValue("time_limit", max(1e-3, time_limit_s))
