@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import highspy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -242,3 +243,18 @@ def test_with_stock_nowhere_the_milp_leaves_every_unit_unfilled() -> None:
     assert solved is not None
     assert math.isclose(solved.cost, enumerate_best(table, list(range(len(table.options)))).cost)
     assert route_order(order, [store("empty", 40.7, {"a": 0}, capacity=0)], COSTS).unfilled == ((0, 2),)
+
+
+def test_the_milp_still_solves_after_another_highs_instance_ran_first() -> None:
+    """HiGHS sizes one thread scheduler per process at its first run: an instance that asks for
+    another size afterwards fails every solve (the batch optimiser's instances run first in a
+    server that re-plans)."""
+    order = OrderToRoute("ord-1", (Line("a", 1, 0.5), Line("b", 1, 0.5)), 41.0, -73.5)
+    candidates = [store("s1", 40.7, {"a": 1}), store("s2", 40.8, {"a": 1, "b": 1})]
+    first = highspy.Highs()
+    first.setOptionValue("output_flag", False)
+    first.passModel(highspy.HighsLp())
+    first.run()
+    table = build_table(order, candidates, COSTS)
+    everything = list(range(len(table.options)))
+    assert MilpSolver().solve(table, everything, time_limit_s=1) is not None

@@ -87,7 +87,8 @@ class MilpSolver:
     def __init__(self) -> None:
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
-        self.highs.setOptionValue("threads", 1)
+        # No per-instance "threads": HiGHS sizes one scheduler per process at its first run, and an
+        # instance asking for another size afterwards fails every solve (silently: greedy answers).
         self.highs.setOptionValue("mip_rel_gap", 1e-7)
         # Tiny models: these start-up passes cost more than the whole search (5 ms -> 1.5 ms).
         self.highs.setOptionValue("mip_heuristic_run_feasibility_jump", False)
