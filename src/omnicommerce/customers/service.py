@@ -30,7 +30,6 @@ from omnicommerce.customers.events import (
     CustomerSignedIn,
     CustomerUpdated,
 )
-from omnicommerce.customers.passwords import hash_password, needs_rehash, verify_password
 from omnicommerce.customers.privacy.service import check_not_suppressed
 from omnicommerce.customers.schemas import Customer, CustomerCreate, CustomerUpdate, SignUp, TokenPair
 from omnicommerce.platform import clock
@@ -40,6 +39,7 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import InvalidInput
 from omnicommerce.platform.ids import new_id
+from omnicommerce.platform.passwords import hash_password, needs_rehash, verify_password
 from omnicommerce.platform.web import Page, decode_cursor, page_of
 
 SYSTEM_CREATOR = "system"

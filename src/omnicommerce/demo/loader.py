@@ -12,7 +12,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from omnicommerce.catalog import service as catalog
 from omnicommerce.catalog.schemas import CategoryCreate, ProductCreate, VariantCreate
 from omnicommerce.customers import service as customers
-from omnicommerce.customers.passwords import hash_password
 from omnicommerce.demo import data
 from omnicommerce.demo.data import DemoRetailer
 from omnicommerce.inventory import service as inventory
@@ -24,6 +23,7 @@ from omnicommerce.platform.auth import Scope
 from omnicommerce.platform.channels import Channel, upsert_channel
 from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database, UnitOfWork, transaction
+from omnicommerce.platform.passwords import hash_password
 from omnicommerce.pricing import service as pricing
 from omnicommerce.pricing.domain import PromotionKind
 from omnicommerce.pricing.schemas import CouponCreate, PriceEntry, PromotionCreate

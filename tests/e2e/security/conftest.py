@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-from omnicommerce.platform.staff import service
+from omnicommerce.platform import passwords
 
 
 @pytest.fixture(autouse=True)
 def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -14,7 +14,6 @@ from omnicommerce.customers.domain import (
     RefreshTokenReused,
 )
 from omnicommerce.customers.models import customers, refresh_tokens
-from omnicommerce.customers.passwords import hash_password
 from omnicommerce.customers.schemas import CustomerCreate, CustomerUpdate, SignUp
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import SYSTEM, Principal, Scope, authenticate_customer_token
@@ -22,6 +21,7 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database
 from omnicommerce.platform.errors import Forbidden
 from omnicommerce.platform.outbox import outbox
+from omnicommerce.platform.passwords import hash_password
 
 POS = Principal(
     "api_key", "key_pos", frozenset({Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_READ}), "pos", "store-007"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
+from omnicommerce.platform import passwords
 from omnicommerce.platform.auth import SYSTEM
 from omnicommerce.platform.db import Database, transaction
 from omnicommerce.platform.errors import DomainError
@@ -21,7 +22,7 @@ from omnicommerce.platform.staff.schemas import StaffCreate, StaffUpdate
 def test_two_admins_demoting_each_other_at_once_leave_one_admin(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     with transaction(db) as uow:
         ids = [
             service.create_staff(

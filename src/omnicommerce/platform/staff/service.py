@@ -14,14 +14,11 @@ import secrets
 import threading
 import time
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
-from omnicommerce.platform import clock
+from omnicommerce.platform import clock, passwords
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.channels import get_channel, list_channels
 from omnicommerce.platform.config import Settings
@@ -70,7 +67,7 @@ def create_staff(uow: UnitOfWork, actor: Principal, cmd: StaffCreate) -> Staff:
         "role": cmd.role.value,
         "location_id": cmd.location,
         "channel_id": channel,
-        "password_hash": _hasher.hash(password),
+        "password_hash": passwords.hash_password(password),
         "active": True,
         "version": 1,
         "created_at": now,
@@ -121,7 +118,7 @@ def update_staff(uow: UnitOfWork, actor: Principal, staff_id: str, cmd: StaffUpd
     }
     if cmd.password is not None:
         check_password(cmd.password.get_secret_value())
-        values["password_hash"] = _hasher.hash(cmd.password.get_secret_value())
+        values["password_hash"] = passwords.hash_password(cmd.password.get_secret_value())
     changed = sorted(k for k, v in values.items() if k == "password_hash" or getattr(row, k) != v)
     if not changed:
         return _to_staff(row)
@@ -205,24 +202,6 @@ def _to_staff(row: Any) -> Staff:
     )
 
 
-# --- passwords ----------------------------------------------------------------------------------
-
-_hasher = PasswordHasher()
-
-
-@lru_cache(maxsize=1)
-def _decoy_hash() -> str:
-    return _hasher.hash("a decoy that is nobody's password")
-
-
-def _password_matches(stored: str | None, password: str) -> bool:
-    """The same argon2 work whether or not the account exists, so timing tells nothing."""
-    try:
-        return _hasher.verify(stored or _decoy_hash(), password) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
-
 # --- sign-in and tokens -------------------------------------------------------------------------
 
 
@@ -230,10 +209,10 @@ def sign_in(uow: UnitOfWork, *, email: str, password: str, settings: Settings) -
     """Unknown e-mail, disabled account or wrong password: the same 401 after the same work."""
     row = repo.by_email(uow.conn, normalise_email(email))
     stored = row.password_hash if row is not None and row.active else None
-    if not _password_matches(stored, password) or row is None or stored is None:
+    if not passwords.verify_password(stored, password) or row is None or stored is None:
         raise InvalidStaffCredentials("invalid e-mail or password")
     now = clock.now()
-    rehashed = _hasher.hash(password) if _hasher.check_needs_rehash(stored) else None
+    rehashed = passwords.hash_password(password) if passwords.needs_rehash(stored) else None
     repo.mark_signed_in(uow.conn, row.id, now=now, password_hash=rehashed)
     uow.emit(StaffSignedIn(staff_id=row.id, role=row.role))
     return _issue(uow, row._asdict() | {"last_sign_in_at": now}, settings)

@@ -1,4 +1,4 @@
-from omnicommerce.customers.passwords import hash_password, verify_password
+from omnicommerce.platform.passwords import hash_password, verify_password
 
 
 def test_hash_verifies_only_its_password() -> None:

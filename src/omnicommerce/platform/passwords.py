@@ -1,4 +1,5 @@
-"""Password hashing (argon2id). Plain passwords live only in the request that carries them."""
+"""Password hashing (argon2id) for customers and staff. Plain passwords live only in the request
+that carries them."""
 
 from __future__ import annotations
 
@@ -14,9 +15,14 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-@lru_cache(maxsize=1)
 def _dummy_hash() -> str:
-    return _hasher.hash("dummy password that is never anyone's")
+    return _dummy_hash_for(_hasher)
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash_for(hasher: PasswordHasher) -> str:
+    # Per hasher, so that the dummy costs what a real hash of the current parameters costs.
+    return hasher.hash("dummy password that is never anyone's")
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
