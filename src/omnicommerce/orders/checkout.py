@@ -40,8 +40,7 @@ from omnicommerce.orders.schemas import CardPayment, OrderOut, StoreSaleCreate
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.db import Database, UnitOfWork
 from omnicommerce.platform.errors import DomainError
-from omnicommerce.platform.idempotency import Idempotency, encoded_json, fingerprint
-from omnicommerce.platform.ids import new_id
+from omnicommerce.platform.idempotency import Idempotency, encoded_json
 from omnicommerce.pricing.domain import Quote
 
 
@@ -243,8 +242,11 @@ def store_sale(
 ) -> JSONResponse:
     """A till sale recorded after the fact; the card (if any) is charged before the order is written.
 
-    The charge's key includes the body's fingerprint: the same Idempotency-Key and body replay
-    both the charge and the answer; another body under the same key gets (and voids) its own charge.
+    The ``Idempotency-Key`` is claimed before the charge: a concurrent repeat gets 409 without
+    charging, so a failing request voids its charge knowing no other request recorded an order
+    with it. The charge is keyed by the claim's attempt: a repeat after the answer replays it, a
+    retry after a failure charges afresh, and a takeover of a crashed request's claim replays its
+    charge at the gateway instead of charging twice.
     """
     orders.require_store_key(actor)
     assert actor.channel is not None
@@ -254,34 +256,42 @@ def store_sale(
         quote = orders.quote_lines(
             uow, channel=actor.channel, lines=cmd.demand(), customer_id=cmd.customer_id
         )
-    key = f"store-sale:{actor.id}:{idem.key or new_id('sale')}:{fingerprint(cmd)}"
-    payment = _pay_store_sale(provider, cmd, quote, key)
+    attempt = idem.claim(db, cmd)
+    if isinstance(attempt, JSONResponse):
+        return attempt  # a repeat of an answered sale
+    key = f"store-sale:{actor.id}:{attempt}"
+    payment: Payment | None = None
     try:
+        payment = _pay_store_sale(provider, cmd, quote, key)
         with db.uow() as uow:
-
-            def produce() -> OrderOut:
-                customer_id = cmd.customer_id
-                if customer_id is None and cmd.email is not None:
-                    customer_id = customers.find_or_create_by_email(
-                        uow, email=cmd.email, channel=actor.channel or ""
-                    )
-                return OrderOut.of(
-                    orders.record_store_sale(
-                        uow,
-                        actor,
-                        lines=cmd.demand(),
-                        quote=quote,
-                        payment=payment,
-                        customer_id=customer_id,
-                        email=cmd.email,
-                    )
-                )
-
-            return idem.run(uow, cmd, produce)
-    except Exception:
-        if payment.reference is not None:
-            provider.void(payment.reference, key)
+            order = _record_store_sale(uow, actor, cmd, quote, payment)
+            return idem.commit_claimed(uow, 201, order.__pydantic_serializer__.to_json(order))
+    except BaseException:
+        try:
+            if payment is not None and payment.reference is not None:
+                provider.void(payment.reference, key)
+        finally:
+            idem.release(db)  # a retry is a new attempt with a charge of its own
         raise
+
+
+def _record_store_sale(
+    uow: UnitOfWork, actor: Principal, cmd: StoreSaleCreate, quote: Quote, payment: Payment
+) -> OrderOut:
+    customer_id = cmd.customer_id
+    if customer_id is None and cmd.email is not None:
+        customer_id = customers.find_or_create_by_email(uow, email=cmd.email, channel=actor.channel or "")
+    return OrderOut.of(
+        orders.record_store_sale(
+            uow,
+            actor,
+            lines=cmd.demand(),
+            quote=quote,
+            payment=payment,
+            customer_id=customer_id,
+            email=cmd.email,
+        )
+    )
 
 
 def _pay_store_sale(provider: PaymentProvider, cmd: StoreSaleCreate, quote: Quote, key: str) -> Payment:
