@@ -18,7 +18,7 @@ from omnicommerce.carts.domain import CHECKING_OUT, OPEN, Cart, Line
 from omnicommerce.carts.models import cart_handoffs, carts
 from omnicommerce.carts.models import carts as carts_table
 from omnicommerce.customers.privacy.domain import Subject
-from omnicommerce.platform import clock
+from omnicommerce.platform import clock, direct
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.auth import reach as _scope
 from omnicommerce.platform.db import DIALECTS, conflict_insert
@@ -94,13 +94,19 @@ def _first(conn: Connection, stmt: Any, params: dict[str, Any] | None = None) ->
     return None if row is None else _cart(row)
 
 
+def _first_prebuilt(conn: Connection, stmt: Any, params: dict[str, Any]) -> Cart | None:
+    """:func:`_first` for a statement built once: straight to the driver (platform.direct)."""
+    row = direct.execute(conn, stmt, params).first()
+    return None if row is None else _cart(row)
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 
 def get(conn: Connection, cart_id: str, *, actor: Principal | None) -> Cart | None:
     """A cart with its lines, as ``actor`` sees it (``None`` = internal use, unscoped)."""
     if (found := _prebuilt(_GET, actor, {"p_id": cart_id})) is not None:
-        return _first(conn, *found)
+        return _first_prebuilt(conn, *found)
     assert actor is not None
     return _first(conn, select(carts).where(carts.c.id == cart_id, visible_to(actor)))
 
@@ -147,7 +153,7 @@ def insert_open(conn: Connection, cart: Cart) -> Cart | None:
         "expires_at": cart.expires_at,
         **_encode({"lines": cart.lines, "fulfillment": cart.fulfillment, "coupon_codes": cart.coupon_codes}),
     }
-    row = conn.execute(_INSERT_OPEN[conn.dialect.name], params).first()
+    row = direct.execute(conn, _INSERT_OPEN[conn.dialect.name], params).first()
     return None if row is None else _cart(row)
 
 
@@ -174,7 +180,7 @@ def compare_and_set(
     if to_status is not None:
         values["status"] = to_status
     params = {"p_id": cart_id, "p_version": version, "p_status": status, "updated_at": clock.now()}
-    res = conn.execute(_COMPARE_AND_SET[bump], params | _encode(values))
+    res = direct.execute(conn, _COMPARE_AND_SET[bump], params | _encode(values))
     return res.rowcount == 1
 
 
@@ -200,7 +206,7 @@ def ship_in_place(
     """
     params = {"p_id": cart_id, "p_now": clock.now(), **_encode({"fulfillment": fulfillment})}
     if (found := _prebuilt(_SHIP_IN_PLACE, actor, params)) is not None:
-        return _first(conn, *found)
+        return _first_prebuilt(conn, *found)
     return _first(conn, _ship_in_place(visible_to(actor)), params)
 
 
@@ -226,7 +232,7 @@ def claim_for_checkout(conn: Connection, cart_id: str, *, actor: Principal) -> C
     and takes it for this checkout attempt. ``None``: not reachable, or not open."""
     params = {"p_id": cart_id, "p_now": clock.now()}
     if (found := _prebuilt(_CLAIM, actor, params)) is not None:
-        return _first(conn, *found)
+        return _first_prebuilt(conn, *found)
     return _first(conn, _claim(visible_to(actor)), params)
 
 

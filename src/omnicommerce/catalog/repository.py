@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from omnicommerce.catalog.domain import DuplicateCategory, DuplicateSku
 from omnicommerce.catalog.models import categories, products, variants
+from omnicommerce.platform import direct
 
 # Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 _CHUNK = 500
@@ -114,9 +115,9 @@ def variant_infos(conn: Connection, skus: Collection[str], *, channel: str | Non
     if not skus:
         return []
     if channel is None:
-        return list(conn.execute(_VARIANT_INFOS, {"skus": list(skus)}).all())
+        return list(direct.execute(conn, _VARIANT_INFOS, {"skus": list(skus)}).all())
     params = {"skus": list(skus), "listed": _contains_pattern(channel)}
-    return list(conn.execute(_VARIANT_INFOS_ON, params).all())
+    return list(direct.execute(conn, _VARIANT_INFOS_ON, params).all())
 
 
 # On the cart-line path: built once (the channel's LIKE pattern and the SKUs are parameters).

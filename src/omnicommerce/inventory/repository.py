@@ -56,7 +56,7 @@ from omnicommerce.inventory.domain import (
     UnknownLocation,
 )
 from omnicommerce.inventory.models import channel_stock_rules, holds, locations, stock_ledger, stock_levels
-from omnicommerce.platform import clock
+from omnicommerce.platform import clock, direct
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.db import UTCDateTime
 from omnicommerce.platform.ids import new_id
@@ -242,7 +242,7 @@ def sited_positions_with_rule(
         params["p_held_by"] = held_by
         params |= {f"p_sku_{i}": sku for i, sku in enumerate(ordered)}
     stmt = _sited_positions_statement(held_by is not None, lock, len(ordered) if held_by is not None else 0)
-    rows = list(conn.execute(stmt, params))
+    rows = list(direct.execute(conn, stmt, params))
     rule = ChannelRule(channel)
     if rows and rows[0].rule_channel is not None:
         rule = ChannelRule(channel, frozenset(rows[0].rule_visible.split()), rows[0].rule_buffer)
@@ -446,7 +446,9 @@ def _hold(row: Any) -> Hold:
 
 
 def owner_holds(conn: Connection, owner_id: str, states: Collection[HoldState]) -> list[Hold]:
-    return [_hold(r) for r in conn.execute(_OWNER_HOLDS, {"p_owner": owner_id, "p_states": list(states)})]
+    return [
+        _hold(r) for r in direct.execute(conn, _OWNER_HOLDS, {"p_owner": owner_id, "p_states": list(states)})
+    ]
 
 
 _OWNER_HOLDS = (  # built once; values bound per call
@@ -640,7 +642,7 @@ def _settle_in_one(conn: Connection, writes: HoldWrites) -> Settled:
         return Settled(set(), set(), set())
     sql = "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(parts)
     out: dict[str, list[Any]] = {"moved": [], "released": [], "kept": [], "inserted": [], "logged": []}
-    for part, a, b in conn.execute(_text(sql), params):
+    for part, a, b in direct.execute(conn, _text(sql), params):
         out[part].append((a, b) if part == "moved" else a)
     return Settled(set(out["moved"]), set(out["released"]), set(out["kept"]))
 
@@ -793,9 +795,9 @@ def commit_held(
     }
     if conn.dialect.name == "postgresql":
         params |= {"p_led_prefix": new_id("led")[:-6], "p_now": clock.now()}
-        committed = [_hold(r) for r in conn.execute(_COMMIT_HELD_LOGGED, params)]
+        committed = [_hold(r) for r in direct.execute(conn, _COMMIT_HELD_LOGGED, params)]
     else:
-        committed = [_hold(r) for r in conn.execute(_COMMIT_HELD, params)]
+        committed = [_hold(r) for r in direct.execute(conn, _COMMIT_HELD, params)]
         append_ledger(
             conn,
             [LedgerEntry(h.sku, h.location_id, 0, 0, "commit", order_id, owner_id, h.id) for h in committed],

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.orders.domain import check_payment_token
 from omnicommerce.orders.models import payment_test_charges as charges
-from omnicommerce.platform import clock
+from omnicommerce.platform import clock, direct
 from omnicommerce.platform.db import DIALECTS, Database, conflict_insert
 from omnicommerce.platform.ids import new_id
 
@@ -146,7 +146,7 @@ class TestPaymentProvider:
             "updated_at": now,
         }
         with self.db.engine.begin() as conn:
-            row = conn.execute(_INSERT_CHARGE[self.db.dialect], params).first()
+            row = direct.execute(conn, _INSERT_CHARGE[self.db.dialect], params).first()
             if row is not None:
                 return _result(row), True
             return _result(_by_key(conn, key)), False  # a retry: replay the first outcome

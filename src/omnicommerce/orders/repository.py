@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, String, bindparam, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, String, bindparam, insert, or_, select, text, true, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.orders.domain import Order, OrderLine, Payment, StatusChange
 from omnicommerce.orders.models import order_lines, orders
 from omnicommerce.orders.models import orders as orders_table
-from omnicommerce.platform import clock
+from omnicommerce.platform import clock, direct
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.auth import reach as _scope
 from omnicommerce.platform.pii import rows_where, scrub_rows
@@ -47,7 +47,7 @@ def get(conn: Connection, order_id: str, *, actor: Principal | None) -> Order | 
     kind, value = _scope(actor)
     if kind == "all" or value is not None:  # the statement built once for this scope
         params = {"p_id": order_id} if kind == "all" else {"p_id": order_id, "p_scope": value}
-        found = _orders(conn.execute(_GET[kind], params))
+        found = _orders(direct.execute(conn, _GET[kind], params))
     else:
         found = _load(conn, orders.c.id == order_id, _scoped(kind, value))
     return found[0] if found else None
@@ -208,11 +208,38 @@ def line_rows(o: Order) -> list[dict[str, Any]]:
 
 
 def insert_orders(conn: Connection, batch: Sequence[Order], *, source: str) -> None:
-    """Orders (with their history) and their lines: two multi-row INSERTs whatever the size."""
-    conn.execute(insert(orders), [order_row(o, source=source) for o in batch])
+    """Orders (with their history) and their lines: two multi-row INSERTs whatever the size —
+    one statement for a single order on PostgreSQL (the checkout's)."""
+    if len(batch) == 1 and conn.dialect.name == "postgresql":
+        lines = line_rows(batch[0])
+        arrays = {f"l_{c.name}": [ln[c.name] for ln in lines] for c in order_lines.c}
+        direct.execute(conn, _INSERT_ORDER_WITH_LINES, order_row(batch[0], source=source) | arrays)
+        return
+    direct.execute(conn, _INSERT_ORDERS, [order_row(o, source=source) for o in batch])
     lines = [row for o in batch for row in line_rows(o)]
     if lines:
-        conn.execute(insert(order_lines), lines)
+        direct.execute(conn, _INSERT_LINES, lines)
+
+
+_INSERT_ORDERS = insert(orders)  # built once; the rows come as execute parameters
+_INSERT_LINES = insert(order_lines)
+
+
+def _order_with_lines() -> Any:
+    """PostgreSQL: the order's INSERT as a CTE, its lines from ``unnest`` of one array per column
+    (``l_<column>``): the same statement for 1 or 100 lines."""
+    array_type = {"VARCHAR": "text[]", "TEXT": "text[]", "INTEGER": "int[]", "BIGINT": "bigint[]"}
+    columns = ", ".join(c.name for c in orders.c)
+    values = ", ".join(f":{c.name}" for c in orders.c)
+    line_columns = ", ".join(c.name for c in order_lines.c)
+    arrays = ", ".join(f"CAST(:l_{c.name} AS {array_type[str(c.type).split('(')[0]]})" for c in order_lines.c)
+    return text(
+        f"WITH o AS (INSERT INTO orders ({columns}) VALUES ({values}))\n"
+        f"INSERT INTO order_lines ({line_columns}) SELECT * FROM unnest({arrays})"
+    )
+
+
+_INSERT_ORDER_WITH_LINES = _order_with_lines()
 
 
 def transition(

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Integer, String, Table, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from omnicommerce.platform import clock
+from omnicommerce.platform import clock, direct
 from omnicommerce.platform.db import Database, UnitOfWork, UTCDateTime, metadata
 from omnicommerce.platform.errors import Conflict, DomainError, InvalidInput
 from omnicommerce.platform.ids import new_id
@@ -127,7 +127,8 @@ class Idempotency:
         if self.key is None:
             return True
         try:
-            uow.conn.execute(
+            direct.execute(
+                uow.conn,
                 _INSERT_RECORD,
                 {
                     "scope": self.scope,

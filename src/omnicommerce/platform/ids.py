@@ -12,12 +12,14 @@ import time
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+# Two characters (10 bits) per lookup: ids are minted several times per request.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = {length: range(5 * length - 10, -1, -10) for length in (10, 16)}
+
+
 def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return "".join(reversed(chars))
+    """``value`` as ``length`` (10 or 16) Crockford base32 digits, most significant first."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS[length]])
 
 
 def new_id(prefix: str) -> str:

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from omnicommerce.platform.config import Settings
 from omnicommerce.platform.errors import problem
-from omnicommerce.platform.observability import api_routes, dependants
+from omnicommerce.platform.observability import api_routes, takes_credential
 
 # Probes and scrapes must answer even when a client floods the API.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -78,8 +78,7 @@ def credential_free_paths(app: FastAPI) -> frozenset[str]:
     """Paths of the routes that take no credential at all (sign-in, sign-up, refresh, OTP)."""
     free = set()
     for template, route in api_routes(app):
-        headers = {p.alias.lower() for d in dependants(route.dependant) for p in d.header_params}
-        if "{" not in template and "authorization" not in headers:
+        if "{" not in template and not takes_credential(route.dependant):
             free.add(template)
     return frozenset(free)
 

@@ -85,6 +85,20 @@ def api_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
                     yield context.path_format, context.original_route
 
 
+def uses_bearer(dependant: Dependant) -> bool:
+    """Whether a route authenticates its caller through the platform's principal dependencies
+    (``platform.web``), which read the ``Authorization`` header themselves and are marked so."""
+    return any(getattr(d.call, "reads_bearer", False) for d in dependants(dependant))
+
+
+def takes_credential(dependant: Dependant) -> bool:
+    """Whether a route reads the ``Authorization`` header: a bearer token, or a header parameter
+    of its own (the Segment endpoints' write key)."""
+    return uses_bearer(dependant) or any(
+        p.alias.lower() == "authorization" for d in dependants(dependant) for p in d.header_params
+    )
+
+
 def dependants(dependant: Dependant) -> Iterator[Dependant]:
     """A route's dependency tree, depth first, the route itself first."""
     yield dependant

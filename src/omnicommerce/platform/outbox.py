@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 
-from omnicommerce.platform import clock
+from omnicommerce.platform import clock, direct
 from omnicommerce.platform.background import BackgroundLoop
 from omnicommerce.platform.db import Database, UnitOfWork, UTCDateTime, metadata
 from omnicommerce.platform.events import Event
@@ -79,10 +79,14 @@ processed_events = Table(
 )
 
 
+_INSERT_EVENTS = insert(outbox)  # built once; the rows come as execute parameters
+
+
 def write_events(conn: Connection, events: Sequence[Event]) -> None:
     """One multi-row INSERT for all events of a transaction."""
-    conn.execute(
-        insert(outbox),
+    direct.execute(
+        conn,
+        _INSERT_EVENTS,
         [
             {
                 "id": e.id,

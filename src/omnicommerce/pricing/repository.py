@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from omnicommerce.platform import direct
 from omnicommerce.platform.db import conflict_insert
 from omnicommerce.pricing.domain import DuplicateCoupon
 from omnicommerce.pricing.models import coupon_redemptions, coupons, price_overrides, prices, promotions
@@ -65,7 +66,7 @@ def prices_and_promotions_mark(
     rows: list[tuple[str, str | None, int]] = []
     marked: tuple[int, str | None] = (0, None)
     params = {"skus": list(skus), "currency": currency, "channel": channel}
-    for kind, sku, chan, amount in conn.execute(_PRICES_AND_MARK, params):
+    for kind, sku, chan, amount in direct.execute(conn, _PRICES_AND_MARK, params):
         if kind == "mark":
             marked = (int(amount), sku)
         else:

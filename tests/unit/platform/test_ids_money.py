@@ -3,7 +3,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omnicommerce.platform.ids import new_id
+from omnicommerce.platform.ids import _ALPHABET, _encode, new_id
 from omnicommerce.platform.money import Money, percent_of
 
 
@@ -14,6 +14,14 @@ def test_ids_are_prefixed_unique_and_sort_by_time() -> None:
     assert first.startswith("ord_") and len(first) == 30
     assert len(set(later)) == 1000
     assert all(first < x for x in later)
+
+
+@given(st.sampled_from([10, 16]), st.data())
+def test_id_digits_are_the_value_in_crockford_base32(length: int, data: st.DataObject) -> None:
+    value = data.draw(st.integers(min_value=0, max_value=32**length - 1))
+    digits = _encode(value, length)
+    assert len(digits) == length
+    assert sum(_ALPHABET.index(c) * 32**i for i, c in enumerate(reversed(digits))) == value
 
 
 @given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=0, max_value=10_000))

@@ -1,0 +1,233 @@
+"""Hot statements sent straight to psycopg, compiled once.
+
+SQLAlchemy Core costs tens of microseconds per ``Connection.execute`` on top of the driver: the
+cache-key walk, the execution context, and a result built from ``cursor.description`` (which
+psycopg materialises column by column on every statement). A checkout runs two dozen statements,
+so on PostgreSQL the statements on that path go through :func:`execute` instead: each is
+compiled once by SQLAlchemy (per set of parameter names, which decide an INSERT's columns and an
+UPDATE's ``SET``), then sent with psycopg on the connection's own transaction; rows come back as
+named tuples built from the compiled statement's columns, with the column types' result
+processing (:class:`~omnicommerce.platform.db.UTCDateTime`) applied.
+
+Everything else stays as SQLAlchemy does it: errors are translated (``IntegrityError``,
+``OperationalError``, disconnects invalidate the pool) and ``before_cursor_execute`` listeners
+see each statement (the statement counts in tests and benchmarks stay honest). An expanding
+``IN`` is rendered per call for the sizes of its lists. SQLite takes the ordinary path.
+
+Only statements built once (module constants) may come here: the compiled form is kept per
+statement object for the life of the process.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import psycopg
+from psycopg.pq import ExecStatus
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import ValuesBase
+
+Params = Mapping[str, Any]
+TUPLES_OK = ExecStatus.TUPLES_OK
+
+
+@dataclass(slots=True)
+class _Plan:
+    sql: str
+    defaults: dict[str, Any]  # literal binds SQLAlchemy put in the statement (e.g. ``version + 1``)
+    # Builds a row from a tuple; None until known (SQL text: named from ``cursor.description``)
+    row: Callable[[Sequence[Any]], Any] | None
+    types: tuple[Any, ...]  # the result columns' SQLAlchemy types (none for SQL text)
+    # Result processing per column, from the types and the driver's type codes: known after the
+    # first execution (``cursor.description`` is read that once).
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
+    # Set when the statement has an expanding ``IN``: rendered per call for the list sizes given.
+    expanding: SQLCompiler | None = None
+    # The expanding parameters' names, and the rendered statements by list sizes (None: a
+    # literal-execute parameter puts values in the text, so nothing can be reused).
+    expanding_names: tuple[str, ...] = ()
+    rendered: dict[tuple[int, ...], tuple[str, dict[str, list[str]]]] | None = None
+
+    def args(self, params: Params) -> dict[str, Any]:
+        return {**self.defaults, **params} if self.defaults else dict(params)
+
+
+class Result:
+    """The part of SQLAlchemy's ``CursorResult`` the repositories use."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if len(self._rows) != 1:
+            raise LookupError(f"expected one row, got {len(self._rows)}")
+        return self._rows[0]
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalars(self) -> list[Any]:
+        return [r[0] for r in self._rows]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+_PLANS: dict[tuple[int, tuple[str, ...]], tuple[Executable, _Plan]] = {}
+_MAX_PLANS = 2_000  # far above the hot statements; reaching it means a per-call statement came here
+
+
+def execute(conn: Connection, stmt: Executable, params: Params | Sequence[Params] | None = None) -> Any:
+    """``conn.execute(stmt, params)``, straight to psycopg on PostgreSQL (see the module's doc).
+    A list of several parameter sets stays with SQLAlchemy, which sends one multi-row INSERT."""
+    if params is not None and not isinstance(params, Mapping):
+        if len(params) != 1:
+            return conn.execute(stmt, list(params))
+        params = params[0]
+    if conn.dialect.name != "postgresql":
+        return conn.execute(stmt, params)
+    given: Params = params or {}
+    plan = _plan_for(conn, stmt, given)
+    return _run(conn, plan, plan.args(given))
+
+
+def _plan_for(conn: Connection, stmt: Executable, params: Params) -> _Plan:
+    # An INSERT's columns and an UPDATE's SET come from the names of the parameters given.
+    names = tuple(sorted(params)) if isinstance(stmt, ValuesBase) else ()
+    key = (id(stmt), names)
+    found = _PLANS.get(key)
+    if found is not None:
+        return found[1]
+    if len(_PLANS) >= _MAX_PLANS:
+        raise RuntimeError("platform.direct.execute is for statements built once, not per call")
+    plan = _compile(conn, stmt, names)
+    _PLANS[key] = (stmt, plan)  # the statement is kept alive, so its id is never reused
+    return plan
+
+
+def _compile(conn: Connection, stmt: Executable, names: tuple[str, ...]) -> _Plan:
+    dialect = conn.dialect
+    compiled = cast(
+        SQLCompiler,
+        cast(ClauseElement, stmt).compile(dialect=dialect, column_keys=list(names) if names else None),
+    )
+    given = set(names)
+    defaults = {
+        k: v for k, v in compiled.construct_params(_check=False).items() if k not in given and v is not None
+    }
+    columns = compiled._result_columns
+    row = _row_type([c[0] for c in columns]) if columns else None
+    plan = _Plan(compiled.string, defaults, row, tuple(c[3] for c in columns))
+    if compiled.post_compile_params:
+        plan.expanding = compiled
+        plan.expanding_names = tuple(compiled.bind_names[b] for b in compiled.post_compile_params)
+        if not any(b.literal_execute for b in compiled.post_compile_params):
+            plan.rendered = {}
+    return plan
+
+
+def _row_type(names: list[str]) -> Callable[[Sequence[Any]], Any]:
+    return cast(Any, namedtuple("Row", names, rename=True))._make
+
+
+def _run(conn: Connection, plan: _Plan, args: dict[str, Any]) -> Result:
+    sql = plan.sql
+    if plan.expanding is not None:
+        sql, args = _expand(plan, plan.expanding, args)
+    cursor = _cursor(conn)
+    _announce(conn, cursor, sql, args)
+    try:
+        cursor.execute(sql, args)
+        returned = cursor.pgresult is not None and cursor.pgresult.status == TUPLES_OK
+        rows = cursor.fetchall() if returned else []
+        rowcount = cursor.rowcount
+        if returned and plan.processors is None:
+            _learn(conn, plan, cursor)
+    except psycopg.Error as exc:
+        _forget_cursor(conn)
+        conn._handle_dbapi_exception(exc, sql, args, cursor, None)
+        raise  # not reached: the handler raises SQLAlchemy's translation
+    return Result(_shape(plan, rows), rowcount)
+
+
+def _expand(plan: _Plan, compiled: SQLCompiler, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The statement rendered for these list sizes (once per sizes) and its flat parameters."""
+    if plan.rendered is None:
+        state = compiled.construct_expanded_state(args)
+        return state.statement, dict(state.parameters)
+    sizes = tuple(len(args[name]) for name in plan.expanding_names)
+    rendered = plan.rendered.get(sizes)
+    if rendered is None:
+        state = compiled.construct_expanded_state(args)
+        rendered = plan.rendered[sizes] = (state.statement, dict(state.parameter_expansion))
+    sql, expansion = rendered
+    flat = {k: v for k, v in args.items() if k not in expansion}
+    for name, names in expansion.items():
+        values = args[name]
+        if values and isinstance(values[0], tuple):
+            values = [v for row in values for v in row]
+        flat.update(zip(names, values, strict=True))
+    return sql, flat
+
+
+def _learn(conn: Connection, plan: _Plan, cursor: Any) -> None:
+    """What only the first result tells: the driver's type codes (for result processing) and,
+    for SQL text, the column names."""
+    description = cursor.description or ()
+    if plan.row is None:
+        plan.row = _row_type([c.name for c in description])
+    dialect = conn.dialect
+    found = []
+    for i, (type_, column) in enumerate(zip(plan.types, description, strict=False)):
+        processor = type_.dialect_impl(dialect).result_processor(dialect, column.type_code)
+        if processor is not None:
+            found.append((i, processor))
+    plan.processors = tuple(found)
+
+
+def _shape(plan: _Plan, rows: list[Any]) -> list[Any]:
+    if not rows or plan.row is None:
+        return rows
+    if plan.processors:
+        rows = [list(r) for r in rows]
+        for r in rows:
+            for i, processor in plan.processors:
+                r[i] = processor(r[i])
+    return [plan.row(r) for r in rows]
+
+
+def _cursor(conn: Connection) -> Any:
+    """One cursor per driver connection, reused (its results are always fetched at once). It
+    lives in the pool record's ``info``, which goes with the connection when that is closed."""
+    pooled = conn.connection
+    cursor = pooled.info.get(_CURSOR)
+    if cursor is None or cursor.closed:
+        cursor = pooled.info[_CURSOR] = pooled.dbapi_connection.cursor()  # type: ignore[union-attr]
+    return cursor
+
+
+def _forget_cursor(conn: Connection) -> None:
+    conn.connection.info.pop(_CURSOR, None)
+
+
+_CURSOR = "omnicommerce.direct.cursor"
+
+
+def _announce(conn: Connection, cursor: Any, sql: str, args: Any) -> None:
+    """Let ``before_cursor_execute`` listeners (statement counters) see the statement."""
+    if conn._has_events or conn.engine._has_events:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
