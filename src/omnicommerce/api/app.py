@@ -26,13 +26,16 @@ from omnicommerce.platform.observability import (
     Metrics,
     RequestContextMiddleware,
     RouteTemplates,
+    api_routes,
     configure_logging,
     metrics_endpoint,
     telemetry_config,
+    uses_bearer,
 )
 from omnicommerce.platform.outbox import load_subscribers
 from omnicommerce.platform.scheduler import Scheduler
 from omnicommerce.platform.stream import make_relay
+from omnicommerce.platform.web import BEARER_SCHEME
 
 log = logging.getLogger("omnicommerce.api")
 
@@ -50,6 +53,7 @@ CONTEXT_ROUTERS = (
     "omnicommerce.customers.privacy.api",
     "omnicommerce.fulfillment.api",
     "omnicommerce.integrations.api",
+    "omnicommerce.engagement.api",
     "omnicommerce.api.me",
     "omnicommerce.api.auth",
     "omnicommerce.api.admin",
@@ -165,7 +169,13 @@ def _openapi_with_common_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
+            components["securitySchemes"] = BEARER_SCHEME
+            for template, route in api_routes(app):
+                if uses_bearer(route.dependant):
+                    for method in route.methods or ():
+                        schema["paths"][template][method.lower()]["security"] = [{"bearer": []}]
             for path_item in schema["paths"].values():
                 for operation in path_item.values():
                     _document_common_problems(operation)
@@ -177,7 +187,9 @@ def _openapi_with_common_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
 def _document_common_problems(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     parameters = operation.get("parameters", [])
-    authenticated = any(p["in"] == "header" and p["name"].lower() == "authorization" for p in parameters)
+    authenticated = "security" in operation or any(
+        p["in"] == "header" and p["name"].lower() == "authorization" for p in parameters
+    )
     common = [("429", "Too many requests (see `Retry-After`)"), ("503", "Service unavailable; retry")]
     if "requestBody" in operation:
         common += [("400", "Malformed JSON"), ("413", "Payload too large"), ("422", "Invalid request")]

@@ -20,6 +20,7 @@ EVENT_MODULES = [
         "orders",
         "fulfillment",
         "integrations",
+        "engagement",
         "platform.staff",
     )
 ]

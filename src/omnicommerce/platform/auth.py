@@ -48,6 +48,10 @@ class Scope(StrEnum):
     SEGMENTS_READ = "segments:read"
     SEGMENTS_WRITE = "segments:write"
     PRIVACY_WRITE = "privacy:write"
+    ENGAGEMENT_READ = "engagement:read"
+    ENGAGEMENT_WRITE = "engagement:write"
+    CASES_READ = "cases:read"
+    CASES_WRITE = "cases:write"
 
 
 # What a signed-in shopper may do; services further limit them to their own records.

@@ -43,7 +43,8 @@ ROLE_SCOPES: Mapping[Role, frozenset[str]] = {
         }
     ),
     # The call center: look a customer up, fix their profile, sell on their behalf, cancel and
-    # refund; no stock or fulfillment changes, no privacy requests.
+    # refund, write to them and work their service cases; no stock or fulfillment changes, no
+    # privacy requests.
     Role.SERVICE_AGENT: frozenset(
         {
             Scope.CATALOG_READ,
@@ -56,9 +57,14 @@ ROLE_SCOPES: Mapping[Role, frozenset[str]] = {
             Scope.ORDERS_READ,
             Scope.ORDERS_WRITE,
             Scope.FULFILLMENT_READ,
+            Scope.ENGAGEMENT_READ,
+            Scope.ENGAGEMENT_WRITE,
+            Scope.CASES_READ,
+            Scope.CASES_WRITE,
         }
     ),
-    # Audiences: customers and their profiles (traits, event timeline) to read, segments to build.
+    # Audiences: customers and their profiles (traits, event timeline) to read, segments to
+    # build, messages to send (marketing ones only with the person's consent).
     Role.MARKETER: frozenset(
         {
             Scope.CATALOG_READ,
@@ -66,6 +72,8 @@ ROLE_SCOPES: Mapping[Role, frozenset[str]] = {
             Scope.CUSTOMERS_READ,
             Scope.SEGMENTS_READ,
             Scope.SEGMENTS_WRITE,
+            Scope.ENGAGEMENT_READ,
+            Scope.ENGAGEMENT_WRITE,
         }
     ),
     Role.ANALYST: READ_SCOPES,

@@ -1,0 +1,1 @@
+"""Engagement: messages to and from customers, and service cases."""
