@@ -1,26 +1,23 @@
 """``route_batch``: re-optimise a set of open orders together, with a proven lower bound.
 
-1. Each order alone, exactly, over every candidate: the sum is the Lagrangian bound at zero
-   prices. Orders whose optimum uses stock or capacity the optima together over-use compete; the
-   others keep their optimum.
-2. Prices: Lagrangian relaxation of every stock and same-day capacity row, over *every* candidate
-   of every order. For prices lambda (per unit of stock at a location) and mu (per same-day package
-   at a location),
-       L = sum_o min_plan_o [cost + lambda * units + mu * packages today] - lambda * stock - mu * capacity
-   is a lower bound on the batch optimum for any prices >= 0, because each order's priced problem
-   is solved exactly (or bounded below by HiGHS's dual bound). Subgradient steps move the prices;
-   a repair turns the priced plans into a feasible batch plan; the per-order router's plan in
-   arrival order is a candidate too. The cheapest feasible plan is kept.
-3. MILP polish (large-neighbourhood search): a neighbourhood of competing orders linked by stock
-   they could share is re-solved by HiGHS with the restricted batch MILP (per order the options
-   that matter, a today/later twin where capacity is contested, rows only where demand could
-   exceed supply), everyone else's plan taken off the supply, warm-started from the current plans.
-4. More price steps until the budget ends or the gap is below ``mip_rel_gap``.
+1. Each order alone, exactly, over every candidate (its own optimum). Rows (stock of a SKU at a
+   location, same-day packages of a location) that these optima over-use are *generated*.
+2. Column generation over the generated rows (``columns``): the master LP chooses a convex
+   combination of plans per order; each order's problem priced with the master's duals is solved
+   exactly, which adds plans and gives the Lagrangian bound
+       L = sum_o min_plan_o [cost + lambda * use] - lambda * supply
+   (prices of rows not generated are zero), a lower bound on the batch optimum for any prices.
+3. The master with binary columns picks one plan per order; rows that plan over-uses are
+   generated and 2-3 repeat, until the plan over-uses nothing (it is then feasible).
+4. MILP polish (large-neighbourhood search) while the gap is above ``mip_rel_gap``: a
+   neighbourhood of competing orders linked by stock they could share is re-solved by HiGHS with
+   the restricted batch MILP, everyone else's plan taken off the supply.
+If the time ends before a plan over-uses nothing, a repair keeps the plans in arrival order
+while stock and capacity last and re-routes the rest one by one.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections import defaultdict
@@ -30,12 +27,12 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
+from omnicommerce.fulfillment.routing.columns import ColumnGeneration, over_used
 from omnicommerce.fulfillment.routing.engine import _solver, route_order, to_plan
 from omnicommerce.fulfillment.routing.exact import exact_bound, set_matrix
 from omnicommerce.fulfillment.routing.model import BatchResult, Candidate, CostModel, OrderToRoute, Plan
 from omnicommerce.fulfillment.routing.sequence import route_in_sequence
 from omnicommerce.fulfillment.routing.table import (
-    INF,
     Option,
     Solution,
     Table,
@@ -47,13 +44,14 @@ from omnicommerce.fulfillment.routing.table import (
 )
 
 RESTRICTED_OPTIONS = 12
-SUBPROBLEM_LIMIT_S = 0.5  # per order under prices; if HiGHS stops early its dual bound is used
+SUBPROBLEM_LIMIT_S = 0.5  # per order alone; if HiGHS stops early its dual bound is used
 NEIGHBOURHOOD = 120  # competing orders re-optimised together in one MILP
 NEIGHBOURHOOD_LIMIT_S = 2.0
-# Budget shares: price steps (with the repair that turns priced plans into feasible ones), then the
-# MILP neighbourhoods, then more price steps for the bound.
-PRICES_SHARE = 0.5
-POLISH_UNTIL = 0.8
+# Budget shares: column generation with its plans (row generation) until COLUMNS_SHARE of the
+# budget, then MILP neighbourhoods for the rest (on the benchmark they save almost nothing once
+# the master's plans are in: the rounds of columns are worth more).
+COLUMNS_SHARE = 0.95
+MASTER_LIMIT_S = 12.0  # the master with binary columns, per round
 StockKey = tuple[str, int]  # (sku, candidate index)
 Progress = Callable[[str, float], None]
 
@@ -85,24 +83,52 @@ def route_batch(
     report = progress or (lambda stage, share: None)
     report("each order alone", 0.0)
     tables = [build_table(order, candidates, costs) for order in orders]
-    lagrangian = _Lagrangian(orders, tables, candidates, costs, target_gap=mip_rel_gap)
-    lagrangian.evaluate({}, {}, set(range(len(orders))), deadline=math.inf)
-    alone = list(lagrangian.lower)  # each order's own optimum
-    conflicted = lagrangian.conflicted()
-    report(f"per-order plans; prices for what {len(conflicted)} orders compete for", 0.2)
-    lagrangian.consider(route_in_sequence(orders, candidates, costs, route_order).plans)
-    lagrangian.ascend(started + PRICES_SHARE * time_budget_s, report)
-    allocs = lagrangian.best_allocs
-    competing = _competing(tables, allocs, alone, conflicted, costs)
-    report(f"batch MILP over the {len(competing)} competing orders", 0.5)
-    polish_deadline = started + POLISH_UNTIL * time_budget_s
-    allocs, status, rounds = _polish(
-        orders, candidates, costs, tables, allocs, competing, mip_rel_gap, polish_deadline, report
-    )
-    cost = sum(_alloc_cost(t, a, costs) for t, a in zip(tables, allocs, strict=True))
-    lagrangian.upper = min(lagrangian.upper, cost)
-    report("tightening the bound", 0.8)
-    lagrangian.ascend(deadline, report)
+    solver = _solver()
+    alone = [exact_bound(solver, t, dominance_prune(t), SUBPROBLEM_LIMIT_S) for t in tables]
+    alone_allocs = [_alloc_of(t, solution) for t, (solution, _) in zip(tables, alone, strict=True)]
+    generation = ColumnGeneration(tables, candidates, costs, [lower for _, lower in alone], alone_allocs)
+    allocs, rows = alone_allocs, over_used(tables, alone_allocs, candidates)
+    incumbent: list[Alloc] | None = None if rows else alone_allocs  # the cheapest feasible plan
+    if rows:  # rows the optima use up are where the orders they push out go: share them at once
+        rows |= generation.used_up(alone_allocs)
+    columns_deadline = started + COLUMNS_SHARE * time_budget_s
+    while rows and time.perf_counter() < columns_deadline:
+        generation.add_rows(rows)
+        for o, alloc in enumerate(incumbent or ()):
+            generation.add_column(o, alloc)  # a feasible plan keeps the master's prices sane
+        report(f"columns: {len(generation.rows)} shared rows, {len(generation.active)} orders", 0.2)
+        pricing_deadline = columns_deadline - min(
+            MASTER_LIMIT_S / 2, (columns_deadline - time.perf_counter()) / 4
+        )
+        generation.relax(pricing_deadline, lambda message: report(message, 0.4))
+        limit = min(MASTER_LIMIT_S, max(1.0, columns_deadline - time.perf_counter()))
+        found = generation.plans(limit, mip_rel_gap / 4, incumbent)
+        if found is None:
+            break
+        allocs, rows = found, over_used(tables, found, candidates)
+        feasible = _repair(orders, tables, candidates, costs, found) if rows else found
+        if incumbent is None or _batch_cost(tables, feasible, costs) < _batch_cost(tables, incumbent, costs):
+            incumbent = feasible
+        if rows:  # the next round shares the rows the orders' priced optima over-use, and those
+            # the feasible plan uses up (where re-routing pushed the orders that lost a row)
+            rows |= over_used(tables, generation.wanted, candidates) | generation.used_up(incumbent)
+            rows -= generation.rows
+        report(f"plan {_batch_cost(tables, incumbent, costs):,.1f}, {len(rows)} rows over-used", 0.5)
+    allocs = incumbent if incumbent is not None else _repair(orders, tables, candidates, costs, allocs)
+    cost = _batch_cost(tables, allocs, costs)
+    status = "optimal" if cost - generation.best <= mip_rel_gap * abs(cost) else "time-limit"
+    rounds = 0
+    if status != "optimal" and time.perf_counter() < deadline:
+        own = [lower for _, lower in alone]
+        competing = _competing(tables, allocs, own, costs, sorted(generation.active))
+        report(f"batch MILP over the {len(competing)} competing orders", 0.8)
+        enough = cost - generation.best - mip_rel_gap * abs(cost)  # saving that reaches the target gap
+        allocs, status, rounds = _polish(
+            orders, candidates, costs, tables, allocs, competing, (mip_rel_gap, enough), deadline, report
+        )
+        cost = _batch_cost(tables, allocs, costs)
+        if cost - generation.best <= mip_rel_gap * abs(cost):
+            status = "optimal"
     plans = tuple(
         _plan(order, candidates, table, alloc, costs)
         for order, table, alloc in zip(orders, tables, allocs, strict=True)
@@ -111,31 +137,56 @@ def route_batch(
     return BatchResult(
         plans=plans,
         cost=round(cost, 6),
-        bound=round(min(lagrangian.best, cost), 6),
+        bound=round(min(generation.best, cost), 6),
         bound_kind="lagrangian",
         seconds=time.perf_counter() - started,
-        components=rounds + len(orders) - len(competing),
+        components=1 + rounds + len(orders) - len(generation.active),
         status=status,
     )
+
+
+def _batch_cost(tables: Sequence[Table], allocs: Sequence[Alloc], costs: CostModel) -> float:
+    return float(sum(_alloc_cost(t, a, costs) for t, a in zip(tables, allocs, strict=True)))
 
 
 def _competing(
     tables: Sequence[Table],
     allocs: Sequence[Alloc],
     alone: Sequence[float],
-    conflicted: Sequence[int],
     costs: CostModel,
+    active: Sequence[int],
 ) -> list[int]:
-    """The orders the MILP may move: every order of a small batch (one exact MILP), else those
-    competing at zero prices and those whose plan now costs more than their own optimum."""
+    """The orders the MILP may move: every order of a small batch (one exact MILP), else the
+    orders on shared rows whose plan costs more than their own optimum."""
     if len(tables) <= NEIGHBOURHOOD:
         return list(range(len(tables)))
-    worse = {
-        o
-        for o, (t, a) in enumerate(zip(tables, allocs, strict=True))
-        if _alloc_cost(t, a, costs) > alone[o] + 1e-6
-    }
-    return sorted(worse | set(conflicted))
+    return [o for o in active if _alloc_cost(tables[o], allocs[o], costs) > alone[o] + 1e-6]
+
+
+def _repair(
+    orders: Sequence[OrderToRoute],
+    tables: Sequence[Table],
+    candidates: Sequence[Candidate],
+    costs: CostModel,
+    allocs: Sequence[Alloc],
+) -> list[Alloc]:
+    """Keep each order's plan, in arrival order, while stock and capacity allow; route the rest
+    one by one over what is left."""
+    stock = [dict(c.stock) for c in candidates]
+    capacity = [c.capacity_left for c in candidates]
+    repaired: list[Alloc] = list(allocs)
+    deferred: list[int] = []
+    for o, alloc in enumerate(allocs):
+        if _fits(alloc, stock, capacity, tables[o].skus):
+            _consume(alloc, stock, capacity, tables[o].skus)
+        else:
+            deferred.append(o)
+    live = [replace(c, stock=stock[i], capacity_left=capacity[i]) for i, c in enumerate(candidates)]
+    rerouted = route_in_sequence([orders[o] for o in deferred], live, costs, route_order, time_budget_ms=20)
+    index = {c.location_id: i for i, c in enumerate(candidates)}
+    for o, plan in zip(deferred, rerouted.plans, strict=True):
+        repaired[o] = _alloc_of_plan(tables[o], plan, index)
+    return repaired
 
 
 def _polish(
@@ -145,21 +196,24 @@ def _polish(
     tables: Sequence[Table],
     allocs: list[Alloc],
     conflicted: Sequence[int],
-    mip_rel_gap: float,
+    gaps: tuple[float, float],
     deadline: float,
     report: Progress,
 ) -> tuple[list[Alloc], str, int]:
     """Large-neighbourhood search with the restricted MILP: free a neighbourhood of competing
     orders linked by the stock and capacity they share, keep everyone else's plan (their use
     comes off the supply), re-solve the neighbourhood exactly (HiGHS, warm-started from the
-    current plans) and keep the result when it is cheaper. Small batches are one neighbourhood."""
+    current plans) and keep the result when it is cheaper. Small batches are one neighbourhood.
+    ``gaps``: HiGHS's relative gap per neighbourhood, and the saving that brings the batch
+    within its target gap of the bound (the search stops there)."""
+    mip_rel_gap, enough = gaps
     allocs = list(allocs)
     neighbours = _neighbourhoods(tables, conflicted)
     status = "optimal" if not conflicted else "time-limit"
     rounds = 0
     improved = 0.0
     rng = random.Random(len(orders))
-    while conflicted and time.perf_counter() < deadline:
+    while conflicted and time.perf_counter() < deadline and improved < enough:
         whole = len(conflicted) <= NEIGHBOURHOOD
         members = list(conflicted) if whole else _grow(rng.choice(conflicted), neighbours, NEIGHBOURHOOD)
         residual = _residual(candidates, tables, allocs, members)
@@ -535,235 +589,9 @@ class _BatchModel:
         ]
         return priced(d.batch, units)
 
-    def duals(self, time_limit_s: float) -> tuple[dict[StockKey, float], dict[int, float]]:
-        """Prices of the coupling rows from the LP relaxation (HiGHS reports <= rows as <= 0)."""
-        lp = self.lp
-        lp.integrality_ = [highspy.HighsVarType.kContinuous] * lp.num_col_
-        highs = self.highs
-        highs.setOptionValue("time_limit", time_limit_s)
-        highs.passModel(lp)
-        highs.run()
-        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return {}, {}
-        row_dual = highs.getSolution().row_dual
-        lam = {key: max(0.0, -row_dual[r]) for r, key in self.stock_rows.items()}
-        mu = {c: max(0.0, -row_dual[r]) for r, c in self.capacity_rows.items()}
-        return lam, mu
-
-
-# ---- the Lagrangian bound -------------------------------------------------------------------
-
-
-class _Lagrangian:
-    """Each order's exact optimum under prices on stock (lambda, per unit) and same-day capacity
-    (mu, per package); subgradient ascent on the prices; and a repair that turns the priced
-    plans into a feasible batch plan (the upper bound)."""
-
-    def __init__(
-        self,
-        orders: Sequence[OrderToRoute],
-        tables: Sequence[Table],
-        candidates: Sequence[Candidate],
-        costs: CostModel,
-        *,
-        target_gap: float,
-    ) -> None:
-        self.orders, self.tables, self.candidates, self.costs = orders, tables, candidates, costs
-        self.capacity = [c.capacity_left for c in candidates]
-        self.target_gap = target_gap
-        self.stock_users: dict[StockKey, set[int]] = defaultdict(set)
-        self.capacity_users: dict[int, set[int]] = defaultdict(set)
-        for o, table in enumerate(tables):
-            for option in table.options:
-                for item, a in enumerate(option.avail):
-                    if a > 0:
-                        self.stock_users[(table.skus[item], option.candidate)].add(o)
-                if not option.delayed:
-                    self.capacity_users[option.candidate].add(o)
-        self.lower: list[float] = [0.0] * len(tables)
-        self.allocs: list[Alloc] = [() for _ in tables]
-        self.usage: list[tuple[dict[StockKey, int], dict[int, int]]] = [({}, {})] * len(tables)
-        self.lam: dict[StockKey, float] = {}
-        self.mu: dict[int, float] = {}
-        self.value = self.best = -INF
-        self.upper = INF
-        self.best_allocs: list[Alloc] = []
-        self.theta = 0.25  # Polyak's step overshoots from zero prices; start short
-        self.iterations = 0
-
-    def conflicted(self) -> list[int]:
-        """Orders whose current optimum uses stock or capacity that the optima together over-use."""
-        stock_use, capacity_use = self._use()
-        over_stock = {k for k, u in stock_use.items() if u > self.candidates[k[1]].stock.get(k[0], 0)}
-        over_capacity = {c for c, n in capacity_use.items() if n > self.capacity[c]}
-        return [
-            o
-            for o, (stock, packages) in enumerate(self.usage)
-            if any(k in over_stock for k in stock) or any(c in over_capacity for c in packages)
-        ]
-
-    def ascend(self, deadline: float, report: Progress) -> None:
-        """Subgradient steps (Polyak) until the deadline or the target gap; a repair every few."""
-        if not self.best_allocs:
-            self.repair()
-        stall = 0
-        while time.perf_counter() < deadline and self.upper - self.best > self.target_gap * abs(self.upper):
-            dirty = self._step(self.theta * (self.upper - self.value))
-            if not dirty:
-                break
-            value = self.evaluate(self.lam, self.mu, dirty, deadline)
-            if value == -INF:
-                break
-            self.value = value
-            if value > self.best + 1e-9:
-                self.best, stall = value, 0
-            else:
-                stall += 1
-                if stall >= 2:
-                    self.theta, stall = self.theta / 2, 0
-            self.iterations += 1
-            if self.iterations % 3 == 0:
-                self.repair()
-            gap = 1 - self.best / self.upper if self.upper else 0.0
-            report(f"prices: bound {self.best:,.1f}, plan {self.upper:,.1f} (gap {gap:.2%})", 0.5)
-            if self.theta < 1e-3:
-                break
-
-    def evaluate(
-        self, lam: Mapping[StockKey, float], mu: Mapping[int, float], dirty: set[int], deadline: float
-    ) -> float:
-        """L(lam, mu); re-solves only the orders in ``dirty``. Returns -inf when the deadline cut
-        the pass short (a partial pass proves nothing)."""
-        solver = _solver()
-        for o in sorted(dirty):
-            if time.perf_counter() > deadline:
-                return -INF
-            table = self._priced_table(self.tables[o], lam, mu)
-            solution, lower = exact_bound(solver, table, dominance_prune(table), SUBPROBLEM_LIMIT_S)
-            self.lower[o] = lower
-            self.allocs[o] = _alloc_of(table, solution)
-            self.usage[o] = _usage(table, solution)
-        stock_value = sum(p * self.candidates[c].stock.get(sku, 0) for (sku, c), p in lam.items())
-        capacity_value = sum(p * self.capacity[c] for c, p in mu.items())
-        value = float(sum(self.lower)) - stock_value - capacity_value
-        if not lam and not mu:
-            self.value = self.best = max(self.best, value)
-        return value
-
-    def consider(self, plans: Sequence[Plan]) -> None:
-        """A feasible batch plan from elsewhere (the per-order router in arrival order)."""
-        index = {c.location_id: i for i, c in enumerate(self.candidates)}
-        allocs = [_alloc_of_plan(t, p, index) for t, p in zip(self.tables, plans, strict=True)]
-        cost = sum(_alloc_cost(t, a, self.costs) for t, a in zip(self.tables, allocs, strict=True))
-        if cost < self.upper:
-            self.upper, self.best_allocs = cost, allocs
-
-    def repair(self) -> None:
-        """Keep each order's priced plan, in arrival order, while stock and capacity allow; route
-        the rest one by one over what is left. Keeps the cheapest batch plan seen."""
-        stock = [dict(c.stock) for c in self.candidates]
-        capacity = list(self.capacity)
-        allocs: list[Alloc] = list(self.allocs)
-        deferred: list[int] = []
-        for o, alloc in enumerate(self.allocs):
-            if _fits(alloc, stock, capacity, self.tables[o].skus):
-                _consume(alloc, stock, capacity, self.tables[o].skus)
-            else:
-                deferred.append(o)
-        live = [replace(c, stock=stock[i], capacity_left=capacity[i]) for i, c in enumerate(self.candidates)]
-        rerouted = route_in_sequence(
-            [self.orders[o] for o in deferred], live, self.costs, route_order, time_budget_ms=20
-        )
-        index = {c.location_id: i for i, c in enumerate(self.candidates)}
-        for o, plan in zip(deferred, rerouted.plans, strict=True):
-            allocs[o] = _alloc_of_plan(self.tables[o], plan, index)
-        cost = sum(_alloc_cost(t, a, self.costs) for t, a in zip(self.tables, allocs, strict=True))
-        if cost < self.upper:
-            self.upper, self.best_allocs = cost, allocs
-
-    def _priced_table(self, table: Table, lam: Mapping[StockKey, float], mu: Mapping[int, float]) -> Table:
-        if not lam and not mu:
-            return table
-        options: list[Option] = []
-        delay = self.costs.delay_cost_per_unit
-        for option in table.options:
-            c = option.candidate
-            unit = tuple(u + lam.get((sku, c), 0.0) for u, sku in zip(option.unit, table.skus, strict=True))
-            price = 0.0 if option.delayed else mu.get(c, 0.0)
-            if price <= 0:
-                options.append(Option(c, option.fixed, unit, option.avail, option.delayed))
-                continue
-            today = len(options)
-            options.append(Option(c, option.fixed + price, unit, option.avail, False, today + 1))
-            later = tuple(u + delay for u in unit)
-            options.append(Option(c, option.fixed, later, option.avail, True, today))
-        return with_options(table, options)
-
-    def _use(self) -> tuple[dict[StockKey, int], dict[int, int]]:
-        stock_use: dict[StockKey, int] = defaultdict(int)
-        capacity_use: dict[int, int] = defaultdict(int)
-        for stock, packages in self.usage:
-            for key, u in stock.items():
-                stock_use[key] += u
-            for c, n in packages.items():
-                capacity_use[c] += n
-        return stock_use, capacity_use
-
-    def _step(self, scale: float) -> set[int]:
-        """Polyak step along the subgradient (use - supply) of the relaxed rows; returns the
-        orders to re-solve: a dearer row matters only to the orders using it now, a cheaper
-        one to every order that could use it."""
-        stock_use, capacity_use = self._use()
-        lam, mu = self.lam, self.mu
-        g_stock = {
-            k: stock_use.get(k, 0) - self.candidates[k[1]].stock.get(k[0], 0) for k in {*stock_use, *lam}
-        }
-        g_capacity = {c: capacity_use.get(c, 0) - self.capacity[c] for c in {*capacity_use, *mu}}
-        g_stock = {k: g for k, g in g_stock.items() if g > 0 or lam.get(k, 0) > 0}
-        g_capacity = {c: g for c, g in g_capacity.items() if g > 0 or mu.get(c, 0) > 0}
-        norm = sum(g * g for g in g_stock.values()) + sum(g * g for g in g_capacity.values())
-        if norm == 0 or scale <= 0:
-            return set()
-        step = scale / norm
-        up_stock: set[StockKey] = set()
-        down_stock: set[StockKey] = set()
-        up_capacity: set[int] = set()
-        down_capacity: set[int] = set()
-        for k, g in g_stock.items():
-            new = max(0.0, lam.get(k, 0.0) + step * g)
-            (up_stock if new > lam.get(k, 0.0) else down_stock).add(k)
-            lam[k] = new
-        for c, g in g_capacity.items():
-            new = max(0.0, mu.get(c, 0.0) + step * g)
-            (up_capacity if new > mu.get(c, 0.0) else down_capacity).add(c)
-            mu[c] = new
-        self.lam = {k: v for k, v in lam.items() if v > 0}
-        self.mu = {c: v for c, v in mu.items() if v > 0}
-        dirty = {
-            o
-            for o, (stock, packages) in enumerate(self.usage)
-            if any(k in up_stock for k in stock) or any(c in up_capacity for c in packages)
-        }
-        for key in down_stock:
-            dirty |= self.stock_users.get(key, set())
-        for c in down_capacity:
-            dirty |= self.capacity_users.get(c, set())
-        return dirty
-
 
 def _alloc_of_plan(table: Table, plan: Plan, index: Mapping[str, int]) -> Alloc:
     units: dict[tuple[int, bool, int], int] = defaultdict(int)
     for a in plan.assignments:
         units[(index[a.location_id], a.delayed, table.line_items[a.line_index])] += a.quantity
     return tuple((c, later, item, u) for (c, later, item), u in units.items())
-
-
-def _usage(table: Table, solution: Solution) -> tuple[dict[StockKey, int], dict[int, int]]:
-    stock: dict[StockKey, int] = defaultdict(int)
-    packages: dict[int, int] = {}
-    for k, item, u in solution.units:
-        option = table.options[k]
-        stock[(table.skus[item], option.candidate)] += u
-        if not option.delayed:
-            packages[option.candidate] = 1
-    return dict(stock), packages

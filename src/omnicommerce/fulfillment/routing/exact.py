@@ -23,6 +23,7 @@ from omnicommerce.fulfillment.routing.table import Solution, Table, fill
 
 ENUMERATION_LIMIT = 600  # option sets for one or two SKUs; above this the MILP is faster
 SMALL_ENUMERATION = 32  # option sets for any order
+NODE_LIMIT = 20_000  # branch-and-bound nodes; past them the MILP answers
 FEASIBLE_POINT = 2  # HiGHS primal_solution_status: a feasible solution is available
 
 
@@ -46,6 +47,103 @@ def enumerate_best(table: Table, allowed: Sequence[int]) -> Solution:
             if solution.cost < best.cost - 1e-9:
                 best = solution
     return best
+
+
+def branch_best(table: Table, allowed: Sequence[int]) -> Solution | None:
+    """Exact by branch and bound over sets of packages (a location's today and later options
+    are one choice: at most one of them opens). A set's children add one location after its
+    last; they are cut when even the cheapest further package with the cheapest unit of every
+    item from any location left cannot beat the best set found. None past ``NODE_LIMIT`` nodes
+    (the MILP answers instead)."""
+    options, qty, lost, split = table.options, table.qty, table.lost, table.split
+    groups = sorted(_location_groups(table, allowed), key=lambda g: min(options[k].fixed for k in g))
+    unit_after, avail_after, fixed_after = _suffix_bounds(table, groups)
+    best = min(greedy(table, allowed), fill(table, ()), key=lambda solution: solution.cost)
+    max_size = sum(qty)
+    nodes = 0
+    stack: list[tuple[float, int, tuple[int, ...], float, tuple[float, ...], tuple[int, ...]]] = [
+        (-math.inf, 0, (), 0.0, (math.inf,) * len(qty), (0,) * len(qty))
+    ]
+    while stack:
+        bound, first, chosen, fixed, unit, avail = stack.pop()
+        if bound >= best.cost - 1e-9:  # a better set was found since this one was queued
+            continue
+        nodes += 1
+        if nodes > NODE_LIMIT:
+            return None
+        stop_here = fixed + split * (len(chosen) - 1) + _serve_bound(qty, lost, unit, avail)
+        if chosen and stop_here < best.cost - 1e-9:  # else its exact cost cannot beat the best
+            solution = fill(table, chosen)
+            if solution.cost < best.cost - 1e-9:
+                best = solution
+        if len(chosen) >= max_size:
+            continue
+        opened = fixed + split * len(chosen)  # every further package pays the split penalty
+        children: list[tuple[int, float]] = []
+        for g in range(first, len(groups)):
+            cheapest = [min(u, v) for u, v in zip(unit, unit_after[g], strict=True)]
+            stock = [a + b for a, b in zip(avail, avail_after[g], strict=True)]
+            lower = opened + fixed_after[g] + _serve_bound(qty, lost, cheapest, stock)
+            if lower >= best.cost - 1e-9:
+                break  # the bound only rises with g (fewer, dearer locations left): so do the rest
+            children.append((g, lower))
+        for g, lower in reversed(children):  # pushed in reverse: cheapest explored first
+            for k in groups[g]:
+                option = options[k]
+                stack.append(
+                    (
+                        lower,
+                        g + 1,
+                        (*chosen, k),
+                        fixed + option.fixed,
+                        tuple(
+                            min(u, v) if a > 0 else u
+                            for u, v, a in zip(unit, option.unit, option.avail, strict=True)
+                        ),
+                        tuple(a + b for a, b in zip(avail, option.avail, strict=True)),
+                    )
+                )
+    return best
+
+
+def _suffix_bounds(
+    table: Table, groups: Sequence[Sequence[int]]
+) -> tuple[list[list[float]], list[list[int]], list[float]]:
+    """From group g on: the cheapest unit and the stock per item, and the cheapest package."""
+    options, items = table.options, len(table.qty)
+    unit = [[math.inf] * items for _ in range(len(groups) + 1)]
+    avail = [[0] * items for _ in range(len(groups) + 1)]
+    fixed = [math.inf] * (len(groups) + 1)
+    for g in range(len(groups) - 1, -1, -1):
+        for i in range(items):
+            units = [options[k].unit[i] for k in groups[g] if options[k].avail[i] > 0]
+            unit[g][i] = min([unit[g + 1][i], *units])
+            avail[g][i] = avail[g + 1][i] + max(options[k].avail[i] for k in groups[g])
+        fixed[g] = min([fixed[g + 1], *(options[k].fixed for k in groups[g])])
+    return unit, avail, fixed
+
+
+def _serve_bound(qty: Sequence[int], lost: float, unit: Sequence[float], avail: Sequence[int]) -> float:
+    """No plan ships an item's units for less than its cheapest unit, nor more than the stock."""
+    total = 0.0
+    for q, u, a in zip(qty, unit, avail, strict=True):
+        shipped = min(q, a)
+        total += min(u, lost) * shipped + lost * (q - shipped)
+    return total
+
+
+def _location_groups(table: Table, allowed: Sequence[int]) -> list[list[int]]:
+    allowed_set = set(allowed)
+    groups: list[list[int]] = []
+    seen: set[int] = set()
+    for k in allowed:
+        if k in seen:
+            continue
+        twin = table.options[k].twin
+        group = [k, twin] if twin in allowed_set and twin not in seen else [k]
+        seen.update(group)
+        groups.append(group)
+    return groups
 
 
 def _has_twins(table: Table, chosen: Sequence[int]) -> bool:
@@ -129,6 +227,9 @@ def exact_bound(
     if enumerable(table, allowed):
         solution = enumerate_best(table, allowed)
         return solution, solution.cost
+    branched = branch_best(table, allowed)
+    if branched is not None:
+        return branched, branched.cost
     found = solver.solve(table, allowed, time_limit_s=max(0.01, time_limit_s))
     fallback = greedy(table, allowed)
     if found is None:

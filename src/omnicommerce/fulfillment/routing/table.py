@@ -88,12 +88,19 @@ def build_table(order: OrderToRoute, candidates: Sequence[Candidate], costs: Cos
     location has no capacity left today)."""
     skus, qty, weight, line_items = order_items(order)
     options: list[Option] = []
+    plain = tuple(costs.per_kg * w for w in weight)  # unit cost today with no bonus
+    bonus = bool(costs.slow_stock_bonus)
+    wanted = tuple(zip(skus, qty, strict=True))
     for c_index, candidate in enumerate(candidates):
-        avail = tuple(min(q, max(0, candidate.stock.get(sku, 0))) for sku, q in zip(skus, qty, strict=True))
+        stock = candidate.stock
+        avail = tuple(min(q, max(0, stock.get(sku, 0))) for sku, q in wanted)
         if not any(avail):
             continue
         delayed = candidate.capacity_left <= 0
-        unit = unit_costs(candidate.location_id, skus, weight, avail, costs, delayed)
+        if delayed or bonus:
+            unit = unit_costs(candidate.location_id, skus, weight, avail, costs, delayed)
+        else:
+            unit = tuple(u if a > 0 else INF for u, a in zip(plain, avail, strict=True))
         options.append(Option(c_index, package_cost(order, candidate, costs), unit, avail, delayed))
     return Table(
         skus, qty, weight, line_items, costs.lost_sale_cost_per_unit, costs.split_penalty, tuple(options)
