@@ -5,7 +5,8 @@ HTTP: ``omni serve --workers 2`` on a scratch database; ``--clients`` aiohttp cl
 ``/v1/batch`` requests of ``--batch`` events each (write key as Basic auth) for ``--seconds``.
 The traffic is a storefront's: page views and track events of a pool of visitors (anonymous ids),
 signed-in users' events (user ids), and identify calls that name a visitor by email (each one
-creates or links a profile in the identity graph). Every request is one transaction.
+creates or links a profile in the identity graph). A request commits the people it
+settles first, then its events (docs/cdp.md, *Concurrency*).
 
 Baseline: the same number of rows, shaped as the server stores them, inserted into the same
 ``customer_events`` table (same indexes) by one connection, ``--batch`` rows per transaction with
@@ -39,7 +40,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import scratch_database, server
+from _common import plain_pg_url, scratch_database, server
 
 PORT = 8771
 VISITORS = 20_000
@@ -143,6 +144,19 @@ async def drive(
     return accepted, failures, time.perf_counter() - started
 
 
+def deadlocks(url: str) -> int:
+    """Deadlocks PostgreSQL detected in this database so far (each one cost a request a second
+    of waiting and a retry); SQLite runs one writer at a time and has none."""
+    if not url.startswith("postgresql"):
+        return 0
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(plain_pg_url(url), autocommit=True) as conn:
+        row = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def bare_insert_rate(url: str, rows: int, batch: int, seed: int) -> float:
     """Rows per second of plain multi-row INSERTs into customer_events, ``batch`` per commit."""
     from sqlalchemy import insert
@@ -191,12 +205,15 @@ def run(kind: str, args: argparse.Namespace) -> None:
         env = {"OMNI_RATE_LIMIT_ENABLED": "false", "OMNI_API_RUNS_RELAY": "false"}
         with server(url, port=PORT, workers=args.workers, extra_env=env) as base:
             asyncio.run(drive(base, key, clients=2, batch=args.batch, seconds=2, seed=1))  # warm-up
+            deadlocks_before = deadlocks(url)
             accepted, failures, elapsed = asyncio.run(
                 drive(base, key, clients=args.clients, batch=args.batch, seconds=args.seconds, seed=2)
             )
+            deadlocked = deadlocks(url) - deadlocks_before
         events_per_s = accepted / elapsed
         print(
-            f"  {kind}: {accepted} events in {elapsed:.1f} s through HTTP, failed requests {failures}",
+            f"  {kind}: {accepted} events in {elapsed:.1f} s through HTTP, failed requests {failures}, "
+            f"deadlocks (requests rolled back and run again) {deadlocked}",
             flush=True,
         )
         bare = bare_insert_rate(url, max(accepted, args.batch), args.batch, seed=3)

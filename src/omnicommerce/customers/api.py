@@ -145,7 +145,10 @@ def ingest_events(body: EventBatchIn, actor: EventsWrite, uow: UoW, idem: Idempo
         uow,
         body,
         lambda: ingestion.retry_deadlocks(
-            uow, lambda: ingestion.ingest(uow, actor, body.batch, sent_at=body.sent_at, context=body.context)
+            uow,
+            lambda: ingestion.ingest(
+                uow, actor, body.batch, sent_at=body.sent_at, context=body.context, commit_profiles=uow.commit
+            ),
         ),
         status=200,
     )

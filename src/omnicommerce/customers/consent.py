@@ -21,7 +21,7 @@ def set_consents(
     uow: UnitOfWork, actor: Principal, customer_id: str, cmd: ConsentsUpdate
 ) -> list[ConsentOut]:
     """A customer records its own decisions; API keys need customers:write."""
-    check_reach(actor, customer_id, Scope.CUSTOMERS_WRITE)
+    check_reach(actor, customer_id, Scope.CUSTOMERS_WRITE, uow=uow)
     if customer_id not in identity.roots_of(uow, [customer_id]):
         raise CustomerNotFound(f"no customer {customer_id!r}")
     now = clock.now()
@@ -52,7 +52,7 @@ def set_consents(
 
 def consents(uow: UnitOfWork, actor: Principal, customer_id: str) -> list[ConsentOut]:
     """The profile's effective decisions (latest per purpose and channel across its accounts)."""
-    check_reach(actor, customer_id, Scope.CUSTOMERS_READ)
+    check_reach(actor, customer_id, Scope.CUSTOMERS_READ, uow=uow)
     return effective_consents(uow, customer_id)
 
 

@@ -57,6 +57,10 @@ class Resolution:
     owners: dict[Identifier, Owner] = field(default_factory=dict)  # after linking and merging
     merged: dict[str, str] = field(default_factory=dict)  # merged profile → survivor
     warnings: list[str] = field(default_factory=list)
+    # Earlier events of visitors linked now, for the computed traits (recorded by ``resolve``).
+    moved: list[traits.Activity] = field(default_factory=list)
+    # The caller moves visitors' earlier events and records their activity itself (a batch).
+    deferred: bool = False
 
 
 # --- rules ---------------------------------------------------------------------------------------
@@ -97,21 +101,25 @@ def resolve(
     channel: str,
     message_id: str,
     known: Mapping[Identifier, Owner] | None = None,
+    batch: bool = False,
 ) -> Resolution:
     """The profile for an event's identifiers: found, created from an anchor, or — when they
     point at several profiles and the rules allow — the result of merging them. Identifiers not
     yet known are linked to it within the per-type limits; blocked values are ignored.
 
     ``known``: the owners of these identifiers as this transaction last read them (the ingestion
-    batch's one read), saving the first lookup; any lost race reads them again."""
-    result = Resolution()
+    batch's one read), saving the first lookup; any lost race reads them again.
+    ``batch``: the caller (ingestion) has adopted the accounts of these identifiers already, and
+    moves the visitors' earlier events and records their activity itself, for all its events at
+    once (:func:`move_anonymous_events`)."""
+    result = Resolution(deferred=batch)
     idents = []
     for ident in dict.fromkeys(identifiers):
         if rules.is_blocked(ident):
             result.warnings.append(f"{ident.type} is on the blocked list and was ignored")
         else:
             idents.append(ident)
-    adopted = False
+    adopted = batch
     for attempt in range(MAX_ATTEMPTS):
         owners = _owners(uow, idents, known if attempt == 0 else None)
         unowned = [i for i in idents if i not in owners]
@@ -123,6 +131,7 @@ def resolve(
             uow, rules, owners, unowned, result, source=source, channel=channel, message_id=message_id
         )
         if done is not None:
+            traits.record_activity(uow, done.moved)
             return done
     raise IdentityContention("the identity graph changed under this event too often; retry it")
 
@@ -158,7 +167,7 @@ def _settle(
     if not matches:
         if not any(i.type in ANCHOR_TYPES for i in unowned):
             return result  # only anonymous or device ids: a visitor, not yet a profile
-        created = _create_profile(uow, rules, unowned, source=source, channel=channel)
+        created = _create_profile(uow, rules, unowned, result, source=source, channel=channel)
         if created is None or len(created[1]) != len(unowned):
             return None  # an account or a concurrent event took an identifier first (or a limit did)
         customer_id, claimed = created
@@ -170,7 +179,7 @@ def _settle(
         # is full): it names another person — the second adult on the family tablet. They get
         # their own profile; the shared lower-priority identifiers stay where they are.
         result.warnings.append("a shared identifier was not used: it belongs to another profile")
-        created = _create_profile(uow, rules, unowned, source=source, channel=channel)
+        created = _create_profile(uow, rules, unowned, result, source=source, channel=channel)
         if created is None:
             return None
         customer_id, claimed = created
@@ -222,7 +231,13 @@ def adopt_accounts(uow: UnitOfWork, unowned: Sequence[Identifier], *, source: st
 
 
 def _create_profile(
-    uow: UnitOfWork, rules: IdentityRules, unowned: Sequence[Identifier], *, source: str, channel: str
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    unowned: Sequence[Identifier],
+    result: Resolution,
+    *,
+    source: str,
+    channel: str,
 ) -> tuple[str, set[Identifier]] | None:
     """A new profile claiming the identifiers (within limits). None when its email or phone names
     an account, or a concurrent event claimed every anchor first (the row is then removed)."""
@@ -241,8 +256,74 @@ def _create_profile(
         repo.delete_profile(uow.conn, customer_id)
         return None
     uow.emit(CustomerCreated(customer_id=customer_id, channel=channel))
-    after_link(uow, customer_id, claimed, source=source)
+    result.moved += after_link(uow, customer_id, claimed, source=source, move=not result.deferred)
     return customer_id, claimed
+
+
+@dataclass(frozen=True, slots=True)
+class NewPerson:
+    """Identifiers of someone seen for the first time, all new, none naming an account."""
+
+    identifiers: tuple[Identifier, ...]
+    channel: str
+
+
+def can_create_at_once(rules: IdentityRules, identifiers: Sequence[Identifier]) -> bool:
+    """Whether a profile for these (all unknown; their accounts, if any, adopted already)
+    identifiers needs none of :func:`resolve`'s checks: one of them names a person, none is
+    blocked or over its limit, and none is a ``cus_…`` user id (an account's own id)."""
+    return (
+        any(i.type in ANCHOR_TYPES for i in identifiers)
+        and not any(rules.is_blocked(i) for i in identifiers)
+        and not any(i.type == "user_id" and i.value.startswith("cus_") for i in identifiers)
+        and len(within_limits(rules, {}, identifiers)) == len(identifiers)
+    )
+
+
+def create_profiles(
+    uow: UnitOfWork, people: Sequence[NewPerson], *, source: str
+) -> list[tuple[str | None, set[Identifier]]]:
+    """Profiles for many new people at once (the first sight of signed-in users, a batch at a
+    time): one multi-row insert of profiles, one of identities. Per person: the profile and the
+    identifiers it claimed. The caller moves visitors' earlier events
+    (:func:`move_anonymous_events`). A person whose email or phone an account took meanwhile, or
+    whose identifiers were not all claimed (a concurrent request got one first), is the caller's
+    to resolve again; a profile that claimed no anchor is removed (profile None)."""
+    if not people:
+        return []
+    rows = [
+        new_customer_row(
+            email=next((i.value for i in p.identifiers if i.type == "email"), None),
+            phone=next((i.value for i in p.identifiers if i.type == "phone"), None),
+            channel=p.channel,
+            created_by=SYSTEM_CREATOR,
+        )
+        for p in people
+    ]
+    inserted = repo.insert_profiles(uow.conn, rows)
+    now = clock.now()
+    claimed = repo.insert_identities(
+        uow.conn,
+        [
+            identity_row(i, row["id"], row["id"], source, now)
+            for p, row in zip(people, rows, strict=True)
+            if row["id"] in inserted
+            for i in p.identifiers
+        ],
+    )
+    outcomes: list[tuple[str | None, set[Identifier]]] = []
+    for person, row in zip(people, rows, strict=True):
+        mine = {i for i in person.identifiers if i in claimed}
+        if row["id"] not in inserted:
+            outcomes.append((None, set()))
+        elif not any(i.type in ANCHOR_TYPES for i in mine):
+            repo.delete_profile(uow.conn, row["id"])
+            outcomes.append((None, set()))
+        else:
+            uow.emit(CustomerCreated(customer_id=row["id"], channel=person.channel))
+            after_link(uow, row["id"], mine, source=source, move=False)
+            outcomes.append((row["id"], mine))
+    return outcomes
 
 
 def _outranked(
@@ -469,7 +550,7 @@ def _link(
     claimed = repo.insert_identities(
         uow.conn, [identity_row(i, customer_id, customer_id, source, now) for i in wanted]
     )
-    after_link(uow, customer_id, claimed, source=source)
+    result.moved += after_link(uow, customer_id, claimed, source=source, move=not result.deferred)
     return claimed if len(claimed) == len(wanted) else None
 
 
@@ -485,20 +566,42 @@ def within_limits(
     return taken
 
 
-def after_link(uow: UnitOfWork, customer_id: str, claimed: Collection[Identifier], *, source: str) -> None:
+def after_link(
+    uow: UnitOfWork, customer_id: str, claimed: Collection[Identifier], *, source: str, move: bool = True
+) -> list[traits.Activity]:
+    """Announce the link; a visitor's earlier anonymous events join the profile (unless ``move``
+    is False: the caller moves them, see :func:`move_anonymous_events`). Returns their activity
+    for the computed traits (the caller records it)."""
     if not claimed:
-        return
-    anonymous = [i.value for i in claimed if i.type == "anonymous_id"]
-    if anonymous:
-        moved = repo.attribute_anonymous_events(
-            uow.conn, anonymous, customer_id=customer_id, origin_id=customer_id
-        )
-        traits.record_activity(uow, [(customer_id, r.timestamp, r.channel) for r in moved])
+        return []
+    anonymous = [i.value for i in claimed if i.type == "anonymous_id"] if move else []
+    moved = (
+        repo.attribute_anonymous_events(uow.conn, anonymous, customer_id=customer_id, origin_id=customer_id)
+        if anonymous
+        else []
+    )
     uow.emit(
         IdentityLinked(
             customer_id=customer_id, identifier_types=sorted({i.type for i in claimed}), source=source
         )
     )
+    return [(customer_id, r.timestamp, r.channel) for r in moved]
+
+
+def move_anonymous_events(uow: UnitOfWork, owners: Mapping[Identifier, Owner]) -> list[traits.Activity]:
+    """The earlier events of these (just linked) anonymous ids join their profiles: each to the
+    profile that owns the id now, with the profile it was linked to as origin. One read and one
+    batched update for a whole request; returns the moved events' activity."""
+    by_value = {i.value: owner for i, owner in owners.items() if i.type == "anonymous_id"}
+    rows = repo.unattributed_events(uow.conn, list(by_value))
+    repo.attribute_events(
+        uow.conn,
+        [
+            {"b_id": r.id, "b_customer": by_value[r.anonymous_id][0], "b_origin": by_value[r.anonymous_id][1]}
+            for r in rows
+        ],
+    )
+    return [(by_value[r.anonymous_id][1], r.timestamp, r.channel) for r in rows]
 
 
 def identity_row(

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import yaml
 
-from omnicommerce.customers import identity, linkage
+from omnicommerce.customers import identity, linkage, traits
 from omnicommerce.customers import repository as repo
 from omnicommerce.customers.domain import (
     ANCHOR_TYPES,
@@ -562,6 +562,11 @@ def _store_attributes_and_traits(
             if r.traits and r.customer_id
         ],
     )
+    # The traits are the profile's custom traits too (a later identify, by its time, wins).
+    told = [r for r in rows if r.traits and r.account_id]
+    statements = [traits.TraitStatement(r.account_id or "", r.traits, now, source) for r in told]
+    for n, warnings in traits.record_custom_traits(uow, statements).items():
+        told[n].warnings += warnings
 
 
 def _stored_fields(row: _Row) -> bool:

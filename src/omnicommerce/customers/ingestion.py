@@ -1,17 +1,23 @@
 """Event ingestion: the own schema (``POST /api/v1/events``), the Segment spec and the events
 other contexts publish, into one stream of customer events. Never commits.
 
-A request is one transaction with a fixed handful of statements whatever its size: one read of
-the message ids already stored, one read of every identifier's owner, one multi-row
+A request has a fixed handful of statements whatever its size: one read of the message ids
+already stored, one read of every identifier's owner, one multi-row
 ``INSERT … ON CONFLICT (message_id) DO NOTHING``. Only events that change the identity graph
 (a new identifier next to a known one, a new person, two profiles meeting) take the slower path
 through :func:`identity.resolve`, in the order they were sent.
+
+Two steps, which the entrypoint may commit separately (``commit_profiles``): first what the
+events say about people — the identity graph, names, matching attributes, custom traits — then
+the events themselves with their computed traits. A new identifier claimed in the first step
+is visible to concurrent requests as soon as that short step commits, instead of holding every
+request that carries the same new person until this one has stored all its events.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -88,9 +94,14 @@ def ingest(
     *,
     sent_at: datetime | None = None,
     context: Mapping[str, Any] | None = None,
+    commit_profiles: Callable[[], None] | None = None,
 ) -> IngestResult:
     """Validate each event on its own (one bad event never drops the others), de-duplicate by
-    message id, resolve identities and store the rest with their own timestamp."""
+    message id, resolve identities and store the rest with their own timestamp.
+
+    ``commit_profiles``: run once the profiles are settled and before the events are stored, when
+    the first step wrote anything — an entrypoint passes its ``uow.commit`` (see the module
+    docstring); without it the request is one transaction."""
     actor.require(Scope.EVENTS_WRITE)
     if len(raw_events) > MAX_BATCH:
         raise BatchTooLarge(f"at most {MAX_BATCH} events per request; split the batch")
@@ -104,12 +115,22 @@ def ingest(
         else:
             prepared.append(outcome)
     fresh = _drop_suppressed(uow, _drop_duplicates(uow, prepared, results), results)
-    _attribute(uow, fresh, source=actor.id)
+    moved: list[traits.Activity] = []
+    changed = _attribute(uow, fresh, source=actor.id, moved=moved)
+    changed |= _record_identifies(uow, [p for p in fresh if p.event.type == "identify"], actor.id)
+    if changed and commit_profiles is not None:
+        # Visitors' earlier events moved with the profiles: count them in the same commit, so a
+        # second step rolled back and run again does not lose them.
+        traits.record_activity(uow, moved)
+        moved = []
+        commit_profiles()
+    _hold_profiles(uow, fresh)
     stored = repo.insert_events(uow.conn, [_row(p, actor.id, received) for p in fresh])
     traits.record_activity(
-        uow, [(p.origin_id, p.timestamp, p.channel) for p in fresh if p.origin_id and p.message_id in stored]
+        uow,
+        moved
+        + [(p.origin_id, p.timestamp, p.channel) for p in fresh if p.origin_id and p.message_id in stored],
     )
-    _fill_names(uow, [p for p in fresh if p.event.type == "identify" and p.message_id in stored], actor.id)
     for p in fresh:
         status = "accepted" if p.message_id in stored else "duplicate"  # a concurrent request stored it
         results[p.index] = EventResult(
@@ -161,9 +182,12 @@ def record_internal(
     timestamp: datetime,
     properties: Mapping[str, Any],
     source: str,
+    activity: bool = True,
 ) -> None:
     """An event another context published (an order, a cart) joins the customer's timeline.
-    Its origin is the account it names, so an unmerge sends it back with that account."""
+    Its origin is the account it names, so an unmerge sends it back with that account.
+    ``activity=False``: something done *to* the customer (a message sent, a parcel shipped) — on
+    the timeline, but not counted as them being seen (last seen, channels used)."""
     root = repo.hold_roots(uow.conn, [customer_id]).get(customer_id)
     row = {
         "id": new_id("cev"),
@@ -181,7 +205,8 @@ def record_internal(
         "payload": orjson.dumps({"properties": dict(properties)}).decode(),
     }
     if repo.insert_events(uow.conn, [row]):  # once per event, however often it is delivered
-        traits.record_activity(uow, [(customer_id, timestamp, channel)])
+        if activity:
+            traits.record_activity(uow, [(customer_id, timestamp, channel)])
         traits.record_order(uow, account=customer_id, name=name, facts=properties, at=timestamp)
 
 
@@ -344,20 +369,33 @@ def _drop_suppressed(
     return kept
 
 
-def _attribute(uow: UnitOfWork, fresh: list[_Prepared], *, source: str) -> None:
+def _attribute(uow: UnitOfWork, fresh: list[_Prepared], *, source: str, moved: list[traits.Activity]) -> bool:
     """Give each event its profile. One read of every identifier's owner; events whose
     identifiers change the graph go through :func:`identity.resolve` in order, and the rest
     are attributed afterwards from what that left — so a visitor's page view sent before the
-    identify in the same batch still lands on the profile."""
+    identify in the same batch still lands on the profile. True when the graph may have changed;
+    the activity of earlier anonymous events that joined a profile is added to ``moved``.
+
+    The new identifiers are locked first, all at once and in one global order
+    (:func:`repo.lock_identifiers`), and their owners read again: a concurrent request that
+    claimed them meanwhile has committed, and its claim is used as it is."""
     idents = {i for p in fresh for i in p.identifiers}
-    owners: dict[Identifier, identity.Owner] = {
-        i: (r.customer_id, r.origin_customer_id) for i, r in repo.identity_owners(uow.conn, idents).items()
-    }
-    rules: IdentityRules | None = None
+    owners = _read_owners(uow, idents)
+    changing = [p for p in fresh if _changes_graph(p, owners)]
+    if not changing:
+        _attribute_known(fresh, owners)
+        return False
+    new = {i for p in changing for i in p.identifiers if i not in owners}
+    repo.lock_identifiers(uow.conn, new)
+    if uow.dialect == "postgresql" and new:
+        owners |= _read_owners(uow, new)  # what a request we waited for claimed
+    if identity.adopt_accounts(uow, [i for i in new if i not in owners], source=source):
+        owners |= _read_owners(uow, new)  # accounts made before the graph saw them, all at once
+    rules = identity.load_rules(uow)
+    _create_new_people(uow, rules, [p for p in changing if _changes_graph(p, owners)], owners, source)
     for p in fresh:
         if not _changes_graph(p, owners):
             continue
-        rules = rules or identity.load_rules(uow)
         res = identity.resolve(
             uow,
             rules,
@@ -366,16 +404,62 @@ def _attribute(uow: UnitOfWork, fresh: list[_Prepared], *, source: str) -> None:
             channel=p.channel or "web",
             message_id=p.message_id,
             known=owners,
+            batch=True,
         )
         p.warnings += res.warnings
         p.customer_id, p.origin_id = res.customer_id, res.origin_id
         if res.merged:
             owners = {i: (res.merged.get(cid, cid), o) for i, (cid, o) in owners.items()}
         owners.update(res.owners)
+    linked = {i: owners[i] for i in new if i.type == "anonymous_id" and i in owners}
+    moved += identity.move_anonymous_events(uow, linked)
+    _attribute_known(fresh, owners)
+    return True
+
+
+def _create_new_people(
+    uow: UnitOfWork,
+    rules: IdentityRules,
+    changing: list[_Prepared],
+    owners: dict[Identifier, identity.Owner],
+    source: str,
+) -> None:
+    """Profiles for the people this batch shows for the first time and that need none of
+    :func:`identity.resolve`'s checks (:func:`identity.can_create_at_once`), in two multi-row
+    statements instead of a few round trips each. Only events sharing no identifier with an
+    earlier graph-changing event of the batch qualify, so the order of events still decides
+    everything else; an event repeating a person created here finds that person known."""
+    earlier: set[Identifier] = set()
+    batched: dict[frozenset[Identifier], _Prepared] = {}
+    for p in changing:
+        idents = frozenset(p.identifiers)
+        new = not idents & earlier and all(i not in owners for i in idents)
+        if new and identity.can_create_at_once(rules, p.identifiers):
+            batched[idents] = p
+        earlier |= idents
+    people = list(batched.values())
+    created = identity.create_profiles(
+        uow, [identity.NewPerson(tuple(p.identifiers), p.channel or "web") for p in people], source=source
+    )
+    for p, (customer_id, claimed) in zip(people, created, strict=True):
+        if customer_id is None:
+            continue
+        owners.update({i: (customer_id, customer_id) for i in claimed})
+        if len(claimed) == len(p.identifiers):
+            p.customer_id = p.origin_id = customer_id
+        # else: a concurrent request claimed one of them; resolve() below links or merges it
+
+
+def _read_owners(uow: UnitOfWork, idents: Collection[Identifier]) -> dict[Identifier, identity.Owner]:
+    return {
+        i: (r.customer_id, r.origin_customer_id) for i, r in repo.identity_owners(uow.conn, idents).items()
+    }
+
+
+def _attribute_known(fresh: list[_Prepared], owners: Mapping[Identifier, identity.Owner]) -> None:
     for p in fresh:
         if p.customer_id is None:
             p.customer_id, p.origin_id = _owner_by_priority(p.identifiers, owners)
-    _hold_profiles(uow, fresh)
 
 
 def _hold_profiles(uow: UnitOfWork, fresh: list[_Prepared]) -> None:
@@ -403,6 +487,19 @@ def _changes_graph(p: _Prepared, owners: Mapping[Identifier, identity.Owner]) ->
     return bool(profiles) or any(i.type in ANCHOR_TYPES for i in unknown)
 
 
+def _record_identifies(uow: UnitOfWork, identifies: list[_Prepared], source: str) -> bool:
+    """What identify calls say about the person: custom traits (latest event wins), and names and
+    matching fields (:func:`_fill_names`). True when there was anything to write."""
+    told = [p for p in identifies if p.origin_id and p.event.traits]
+    if not told:
+        return False
+    statements = [traits.TraitStatement(p.origin_id or "", p.event.traits, p.timestamp, source) for p in told]
+    for n, warnings in traits.record_custom_traits(uow, statements, skip=TRAIT_IDENTIFIERS).items():
+        told[n].warnings += warnings
+    _fill_names(uow, told, source)
+    return True
+
+
 def _fill_names(uow: UnitOfWork, identifies: list[_Prepared], source: str) -> None:
     """Names from identify traits fill a profile's empty name fields; what the customer or an
     associate typed into the account is never overwritten by a tracker. Names, birthday and
@@ -413,7 +510,9 @@ def _fill_names(uow: UnitOfWork, identifies: list[_Prepared], source: str) -> No
         if p.origin_id and (record := linkage.record_from_traits(p.origin_id, p.event.traits))
     ]
     if people:
-        linkage.index_records(uow, list({r.id: r for r in people}.values()), source=source)
+        linkage.index_records(
+            uow, sorted({r.id: r for r in people}.values(), key=lambda r: r.id), source=source
+        )
     names = {}
     for p in identifies:
         first, last = (

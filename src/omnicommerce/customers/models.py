@@ -251,3 +251,17 @@ customer_imports = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True),
 )
+
+# Custom traits (identify traits and imported ``trait:`` columns), per account like the computed
+# ones: the value as JSON and the time of the event that said it, so the latest event wins
+# whatever order they arrive in, and an unmerge splits them back with their account.
+customer_custom_traits = Table(
+    "customer_custom_traits",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("observed_at", UTCDateTime(), nullable=False),  # the event's (skew-corrected) time
+    Column("source", String(80), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -34,6 +34,7 @@ def get_profile(
         merged_from=repo.merged_members(uow.conn, root),
         identities=identity.identities(uow, root),
         traits=traits.profile_traits(uow, root),
+        custom_traits=traits.custom_traits(uow, traits.profile_accounts(uow, root)),
         consents=consent.effective_consents(uow, root),
         segments=[ProfileSegment(id=s.id, name=s.name, added_at=s.added_at) for s in segments_of(uow, root)],
         timeline=[_timeline_event(r) for r in rows],

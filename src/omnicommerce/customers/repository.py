@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, and_, bindparam, case, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Row,
+    String,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from omnicommerce.customers.domain import Identifier
@@ -15,6 +30,7 @@ from omnicommerce.customers.models import (
     customer_attributes,
     customer_channels,
     customer_consents,
+    customer_custom_traits,
     customer_events,
     customer_identities,
     customer_imports,
@@ -28,7 +44,7 @@ from omnicommerce.customers.models import (
     otp_codes,
     refresh_tokens,
 )
-from omnicommerce.platform.db import DIALECTS, conflict_insert
+from omnicommerce.platform.db import DIALECTS, UTCDateTime, conflict_insert
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a row of any width (Row[Any] means one column)
 
@@ -138,17 +154,26 @@ def update_customer(conn: Connection, customer_id: str, values: Mapping[str, Any
 
 
 def fill_names(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Set first/last names where the profile has none (``b_id``, ``b_first``, ``b_last``)."""
+    """Set first/last names where the profile has none (``b_id``, ``b_first``, ``b_last``), in id
+    order. A profile whose names are already set is not written, so not locked: the identify calls
+    of a known person do not queue behind every request that holds that profile."""
     if rows:
-        conn.execute(_FILL_NAMES, list(rows))
+        conn.execute(_FILL_NAMES, sorted(rows, key=lambda r: str(r["b_id"])))
 
 
+_FIRST, _LAST = bindparam("b_first", type_=String), bindparam("b_last", type_=String)
 _FILL_NAMES = (
     update(customers)
-    .where(customers.c.id == bindparam("b_id"))
+    .where(
+        customers.c.id == bindparam("b_id"),
+        or_(
+            and_(customers.c.first_name.is_(None), _FIRST.is_not(None)),
+            and_(customers.c.last_name.is_(None), _LAST.is_not(None)),
+        ),
+    )
     .values(
-        first_name=func.coalesce(customers.c.first_name, bindparam("b_first")),
-        last_name=func.coalesce(customers.c.last_name, bindparam("b_last")),
+        first_name=func.coalesce(customers.c.first_name, _FIRST),
+        last_name=func.coalesce(customers.c.last_name, _LAST),
     )
 )
 
@@ -273,11 +298,13 @@ def customers_by_contact(
 
 
 def insert_identities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Identifier]:
-    """``INSERT … ON CONFLICT (type, value) DO NOTHING``: the identifiers this call claimed."""
+    """``INSERT … ON CONFLICT (type, value) DO NOTHING``: the identifiers this call claimed.
+    Rows in (type, value) order, the order every claim takes its index entries in."""
     if not rows:
         return set()
     stmt = _INSERT_IDENTITIES[conn.dialect.name]
-    return {Identifier(r.type, r.value) for r in conn.execute(stmt, list(rows))}
+    ordered = sorted(rows, key=lambda r: (str(r["type"]), str(r["value"])))
+    return {Identifier(r.type, r.value) for r in conn.execute(stmt, ordered)}
 
 
 _INSERT_IDENTITIES = {
@@ -286,6 +313,37 @@ _INSERT_IDENTITIES = {
     .returning(customer_identities.c.type, customer_identities.c.value)
     for d in DIALECTS
 }
+
+
+def lock_identifiers(conn: Connection, idents: Collection[Identifier]) -> None:
+    """On PostgreSQL, take a transaction-scoped advisory lock per identifier, all in one statement
+    and in one global order (their keys ascending), before a request claims any of them.
+
+    Two requests about to claim the same new identifiers then meet here, in the same order, and
+    one waits for the other's commit; without it each claimed in its own event order and two
+    batches naming the same two new people the other way round deadlocked (each waiting for
+    the other's uncommitted INSERT), until PostgreSQL killed one after a second. SQLite runs one
+    writer at a time: nothing to do."""
+    if conn.dialect.name != "postgresql" or not idents:
+        return
+    conn.execute(_LOCK_KEYS, {"keys": identifier_lock_keys(idents)})
+
+
+def identifier_lock_keys(idents: Collection[Identifier]) -> list[int]:
+    """The advisory lock keys of these identifiers, ascending (the global lock order): a stable
+    signed 64-bit hash of type and value (a collision only serialises two unrelated claims)."""
+    return sorted(
+        {
+            int.from_bytes(
+                hashlib.blake2b(f"{i.type}\x00{i.value}".encode(), digest_size=8).digest(), "big", signed=True
+            )
+            for i in idents
+        }
+    )
+
+
+# unnest yields the keys in array order, so the locks are taken in that (ascending) order.
+_LOCK_KEYS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
 def identity_counts(conn: Connection, customer_ids: Collection[str]) -> dict[str, dict[str, int]]:
@@ -322,7 +380,17 @@ _INSERT_PROFILE = {
 }
 
 
+def insert_profiles(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """New profile rows, each unless its email or phone already names one: the ids inserted."""
+    if not rows:
+        return set()
+    return set(conn.execute(_INSERT_PROFILE[conn.dialect.name], [dict(r) for r in rows]).scalars())
+
+
 def delete_profile(conn: Connection, customer_id: str) -> None:
+    """Remove a profile made a moment ago in this transaction, with the identifiers it claimed
+    (left behind, they would point at no profile and block every later claim of them)."""
+    conn.execute(delete(customer_identities).where(customer_identities.c.customer_id == customer_id))
     conn.execute(delete(customers).where(customers.c.id == customer_id))
 
 
@@ -352,13 +420,14 @@ def lock_roots(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
 
 
 def hold_roots(conn: Connection, customer_ids: Collection[str]) -> dict[str, str]:
-    """Each profile's root, with the rows share-locked until commit on PostgreSQL: a concurrent
-    merge then waits, and moves what this transaction attaches to them once it is visible.
-    (SQLite runs one writer at a time; there it is a plain read.)"""
+    """Each profile's root, with the rows locked ``FOR KEY SHARE`` until commit on PostgreSQL: a
+    concurrent merge (which locks its profiles ``FOR UPDATE``) then waits, and moves what this
+    transaction attaches to them once it is visible; an ordinary update of the row (a name filled
+    in) does not wait. (SQLite runs one writer at a time; there it is a plain read.)"""
     c = customers.c
     stmt = select(c.id, c.merged_into).where(c.id.in_(sorted(customer_ids))).order_by(c.id)
     if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(read=True)
+        stmt = stmt.with_for_update(read=True, key_share=True)
     return {r.id: r.merged_into or r.id for r in conn.execute(stmt)}
 
 
@@ -494,10 +563,29 @@ _SEEN_MESSAGE_IDS = select(customer_events.c.message_id).where(
 
 
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Multi-row ``INSERT … ON CONFLICT (message_id) DO NOTHING``: the message ids stored."""
+    """Multi-row ``INSERT … ON CONFLICT (message_id) DO NOTHING``: the message ids stored.
+
+    On PostgreSQL the rows travel as one array per column (``INSERT … SELECT FROM unnest(…)``):
+    a short statement the driver parses once, where a ``VALUES`` list of 100 rows is a new
+    statement text of 1,300 placeholders to parse on every request."""
     if not rows:
         return set()
+    if conn.dialect.name == "postgresql":
+        columns = {name: [r[name] for r in rows] for name in _EVENT_COLUMNS}
+        return set(conn.execute(_INSERT_EVENTS_UNNEST, columns).scalars())
     return set(conn.execute(_INSERT_EVENTS[conn.dialect.name], list(rows)).scalars())
+
+
+_EVENT_COLUMNS = [c.name for c in customer_events.c]
+_INSERT_EVENTS_UNNEST = text(
+    f"INSERT INTO customer_events ({', '.join(_EVENT_COLUMNS)}) "
+    "SELECT * FROM unnest("
+    + ", ".join(
+        f"CAST(:{c.name} AS {'timestamptz' if isinstance(c.type, UTCDateTime) else 'text'}[])"
+        for c in customer_events.c
+    )
+    + ") ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+)
 
 
 _INSERT_EVENTS = {
@@ -522,6 +610,31 @@ def attribute_anonymous_events(
             .returning(ev.timestamp, ev.channel)
         )
     )
+
+
+def unattributed_events(conn: Connection, anonymous_ids: Collection[str]) -> list[AnyRow]:
+    """Events sent under these anonymous ids before anyone knew whose they were."""
+    if not anonymous_ids:
+        return []
+    ev = customer_events.c
+    stmt = select(ev.id, ev.anonymous_id, ev.timestamp, ev.channel).where(
+        ev.anonymous_id.in_(sorted(anonymous_ids)), ev.customer_id.is_(None)
+    )
+    return list(conn.execute(stmt.order_by(ev.id)))
+
+
+def attribute_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Give events their profile (``b_id``, ``b_customer``, ``b_origin``; one batched statement,
+    in id order). An event attributed meanwhile keeps its profile."""
+    if rows:
+        conn.execute(_ATTRIBUTE_EVENTS, sorted(rows, key=lambda r: str(r["b_id"])))
+
+
+_ATTRIBUTE_EVENTS = (
+    update(customer_events)
+    .where(customer_events.c.id == bindparam("b_id"), customer_events.c.customer_id.is_(None))
+    .values(customer_id=bindparam("b_customer"), origin_customer_id=bindparam("b_origin"))
+)
 
 
 def timeline(
@@ -597,9 +710,10 @@ def consents_of(conn: Connection, customer_ids: Collection[str]) -> list[AnyRow]
 
 
 def add_activity(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Widen each account's seen window and add to its event count (one upsert for the batch)."""
+    """Widen each account's seen window and add to its event count (one upsert for the batch,
+    rows in account order: two requests updating the same accounts lock them in the same order)."""
     if rows:
-        conn.execute(_ADD_ACTIVITY[conn.dialect.name], list(rows))
+        conn.execute(_ADD_ACTIVITY[conn.dialect.name], sorted(rows, key=lambda r: str(r["customer_id"])))
 
 
 def _earlier(new: Any, old: Any) -> Any:
@@ -624,7 +738,8 @@ _ADD_ACTIVITY = {d: _add_activity(d) for d in DIALECTS}
 
 def add_channels(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        conn.execute(_ADD_CHANNELS[conn.dialect.name], list(rows))
+        ordered = sorted(rows, key=lambda r: (str(r["customer_id"]), str(r["channel"])))
+        conn.execute(_ADD_CHANNELS[conn.dialect.name], ordered)
 
 
 _ADD_CHANNELS = {d: conflict_insert(customer_channels, d).on_conflict_do_nothing() for d in DIALECTS}
@@ -705,6 +820,51 @@ def traits_of(
         conn.execute(select(customer_order_stats).where(customer_order_stats.c.customer_id.in_(ids)))
     )
     return activity, sorted(channels), orders
+
+
+# --- custom traits ----------------------------------------------------------------------------------
+
+
+def upsert_custom_traits(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store custom traits per account and name; a value already stored from a later event is
+    kept (the person's latest word wins, not the latest arrival). One row per (account, name)
+    in the list; rows in key order, so two requests lock them in the same order."""
+    ordered = sorted(rows, key=lambda r: (str(r["customer_id"]), str(r["name"])))
+    for start in range(0, len(ordered), IMPORT_CHUNK):
+        conn.execute(_UPSERT_CUSTOM_TRAITS[conn.dialect.name], ordered[start : start + IMPORT_CHUNK])
+
+
+def _upsert_custom_traits(dialect: str) -> Any:
+    base = conflict_insert(customer_custom_traits, dialect)
+    x = base.excluded
+    return base.on_conflict_do_update(
+        index_elements=["customer_id", "name"],
+        set_={"value": x.value, "observed_at": x.observed_at, "source": x.source, "updated_at": x.updated_at},
+        where=x.observed_at >= customer_custom_traits.c.observed_at,
+    )
+
+
+_UPSERT_CUSTOM_TRAITS = {d: _upsert_custom_traits(d) for d in DIALECTS}
+
+
+def custom_traits_of(conn: Connection, customer_ids: Collection[str]) -> list[AnyRow]:
+    """The custom traits of these accounts, oldest statement first."""
+    t = customer_custom_traits.c
+    return list(
+        conn.execute(
+            select(customer_custom_traits)
+            .where(t.customer_id.in_(list(customer_ids)))
+            .order_by(t.observed_at, t.updated_at, t.customer_id, t.name)
+        )
+    )
+
+
+def erase_custom_traits(conn: Connection, customer_ids: Collection[str]) -> int:
+    """Forget every custom trait of these accounts (privacy erasure)."""
+    t = customer_custom_traits.c
+    return int(
+        conn.execute(delete(customer_custom_traits).where(t.customer_id.in_(list(customer_ids)))).rowcount
+    )
 
 
 # --- matching attributes and blocking keys --------------------------------------------------------

@@ -265,6 +265,11 @@ class Profile(BaseModel):
     merged_from: list[str] = Field(description="Profiles merged into this one")
     identities: list[IdentityOut]
     traits: dict[str, Any] = Field(description="Computed traits: first/last seen, channels, orders, LTV")
+    custom_traits: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What identify calls and imports said about the person: per name, the value "
+        "of the latest event (by event time), over every account of the profile",
+    )
     consents: list[ConsentOut]
     segments: list[ProfileSegment] = Field(description="Segments the profile is a member of now")
     timeline: list[TimelineEvent]

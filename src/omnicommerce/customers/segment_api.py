@@ -130,7 +130,10 @@ _PROBLEMS = problem_schema(Unauthorized, Forbidden, InvalidEvent, BatchTooLarge)
 def segment_batch(body: EventBatchIn, actor: WriteKey, uow: UoW) -> IngestResult:
     """200 with a result per event: one bad event never drops the others."""
     result = ingestion.retry_deadlocks(
-        uow, lambda: ingestion.ingest(uow, actor, body.batch, sent_at=body.sent_at, context=body.context)
+        uow,
+        lambda: ingestion.ingest(
+            uow, actor, body.batch, sent_at=body.sent_at, context=body.context, commit_profiles=uow.commit
+        ),
     )
     uow.commit()
     return result
@@ -139,7 +142,8 @@ def segment_batch(body: EventBatchIn, actor: WriteKey, uow: UoW) -> IngestResult
 def _single(event_type: str) -> Any:
     def endpoint(body: Annotated[dict[str, Any], Body()], actor: WriteKey, uow: UoW) -> IngestResult:
         result = ingestion.retry_deadlocks(
-            uow, lambda: ingestion.ingest(uow, actor, [{**body, "type": event_type}])
+            uow,
+            lambda: ingestion.ingest(uow, actor, [{**body, "type": event_type}], commit_profiles=uow.commit),
         )
         outcome = result.results[0]
         if outcome.status == "rejected":

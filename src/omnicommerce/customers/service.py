@@ -49,12 +49,28 @@ SYSTEM_CREATOR = "system"
 
 
 def get_customer(uow: UnitOfWork, actor: Principal, customer_id: str) -> Customer:
-    """A customer reads only itself (anyone else is 404, not 403); API keys need customers:read."""
-    check_reach(actor, customer_id, Scope.CUSTOMERS_READ)
+    """A customer reads only its own profile (anyone else is 404, not 403); API keys need
+    customers:read. A customer whose account was merged into another profile is that profile
+    now (the person is one customer): its token reads the survivor, whichever of the profile's
+    accounts it names."""
+    check_reach(actor, customer_id, Scope.CUSTOMERS_READ, uow=uow)
     row = repo.get(uow.conn, customer_id)
+    if row is not None and actor.is_customer and row.merged_into is not None:
+        row = repo.get(uow.conn, row.merged_into)
     if row is None:
         raise CustomerNotFound(f"no customer {customer_id!r}")
     return _to_customer(row)
+
+
+def profile_accounts(uow: UnitOfWork, customer_id: str) -> list[str]:
+    """Every account of the profile ``customer_id`` belongs to now — its root first, then the
+    accounts merged into it — for contexts that keep records per account (orders, carts) and
+    want the whole person's; ``[]`` for an unknown id. No reach check: the caller's own."""
+    roots = repo.roots_of(uow.conn, [customer_id])
+    if customer_id not in roots:
+        return []
+    root = roots[customer_id]
+    return [root, *sorted(repo.merged_members(uow.conn, root))]
 
 
 def search_customers(
@@ -265,7 +281,7 @@ def _exists(uow: UnitOfWork, email: str | None, phone: str | None, *, exclude: s
 
 def update_profile(uow: UnitOfWork, actor: Principal, customer_id: str, cmd: CustomerUpdate) -> Customer:
     """A customer changes only its own profile; API keys need customers:write."""
-    check_reach(actor, customer_id, Scope.CUSTOMERS_WRITE)
+    check_reach(actor, customer_id, Scope.CUSTOMERS_WRITE, uow=uow)
     changes: dict[str, Any] = cmd.model_dump(exclude_none=True)
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
@@ -432,13 +448,26 @@ def verify_otp(uow: UnitOfWork, *, email: str, code: str, channel: str, settings
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def check_reach(actor: Principal, customer_id: str, scope: str) -> None:
-    """A customer reaches only itself (anyone else is 404, not 403); API keys need ``scope``."""
+def check_reach(actor: Principal, customer_id: str, scope: str, *, uow: UnitOfWork | None = None) -> None:
+    """A customer reaches only itself (anyone else is 404, not 403); API keys need ``scope``.
+
+    Given ``uow``, "itself" is its profile: every account of the profile its own account belongs
+    to now — a token of an account merged into R reaches R (and R's token the accounts merged
+    into it). An unmerge separates them again at once. Without ``uow``, only its own account."""
     if actor.is_customer:
-        if actor.customer_id != customer_id:
+        if actor.customer_id != customer_id and not (
+            uow is not None
+            and actor.customer_id is not None
+            and _same_profile(uow, actor.customer_id, customer_id)
+        ):
             raise CustomerNotFound(f"no customer {customer_id!r}")
         return
     actor.require(scope)
+
+
+def _same_profile(uow: UnitOfWork, account: str, customer_id: str) -> bool:
+    roots = repo.roots_of(uow.conn, [account, customer_id])
+    return account in roots and roots.get(customer_id) == roots[account]
 
 
 def _to_customer(row: repo.AnyRow) -> Customer:

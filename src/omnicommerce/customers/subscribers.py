@@ -16,6 +16,7 @@ TRACKED = {
     "order.completed": "Order Completed",
     "order.cancelled": "Order Cancelled",
     "order.refunded": "Order Refunded",
+    "order.units_cancelled": "Order Units Cancelled",
     "cart.created": "Cart Created",
     "cart.line_changed": "Cart Updated",
     "cart.claimed": "Cart Claimed",
@@ -25,7 +26,39 @@ TRACKED = {
     "pickup.collected": "Store Pickup",
     "curbside.arrived": "Curbside Arrival",
     "return.received": "Order Returned",
+    # Engagement: messages to and from the customer and their service cases (ids and facts only;
+    # the text stays in the engagement context, where an erasure reaches it).
+    "message.sent": "Message Sent",
+    "message.delivered": "Message Delivered",
+    "message.failed": "Message Failed",
+    "message.received": "Message Received",
+    "case.opened": "Case Opened",
+    "case.note_added": "Case Note Added",
+    "case.pending": "Case Pending",
+    "case.resumed": "Case Resumed",
+    "case.resolved": "Case Resolved",
+    "case.closed": "Case Closed",
+    "case.reopened": "Case Reopened",
 }
+
+
+# Done to the customer, not by them: on the timeline, but not activity (last seen, channels used) —
+# a weekly newsletter must not keep someone out of an "inactive for 90 days" segment.
+NOT_ACTIVITY = frozenset(
+    {
+        "order.units_cancelled",
+        "fulfillment.shipped",
+        "fulfillment.delivered",
+        "message.sent",
+        "message.delivered",
+        "message.failed",
+        "case.note_added",
+        "case.pending",
+        "case.resumed",
+        "case.resolved",
+        "case.closed",
+    }
+)
 
 
 def record_commerce_event(uow: UnitOfWork, env: Envelope) -> None:
@@ -41,6 +74,7 @@ def record_commerce_event(uow: UnitOfWork, env: Envelope) -> None:
         timestamp=env.occurred_at,
         properties=env.payload,
         source=env.subject.split(".")[1],  # omni.<context>.<type>: the publishing context
+        activity=env.type not in NOT_ACTIVITY,
     )
 
 

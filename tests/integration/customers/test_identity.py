@@ -274,3 +274,55 @@ def test_a_redelivered_order_event_counts_once(db: Database) -> None:
         figures = traits.profile_traits(uow, customer_id)
     assert (figures["order_count"], figures["lifetime_value"], figures["event_count"]) == (1, 900, 2)
     assert _count(db, customer_events, customer_events.c.message_id == "evt_1") == 1
+
+
+def test_parallel_batches_claiming_the_same_new_identifiers_in_opposite_orders_never_deadlock(
+    db: Database,
+) -> None:
+    """Ten known users get a new email each from eight parallel requests, every request in its
+    own order. Identifiers are locked in one global order before any is claimed, so no request
+    waits on another that waits on it (on PostgreSQL such a cycle is a deadlock error; no retry
+    here to hide it): every email ends with its user, once."""
+    people = 10
+    _ingest(
+        db,
+        *(
+            {"type": "track", "messageId": f"k{n}", "userId": f"u-{n}", "event": "Seen"}
+            for n in range(people)
+        ),
+    )
+    threads = 8
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def send(t: int) -> None:
+        order = list(range(people))
+        order = order[t % people :] + order[: t % people]
+        if t % 2:
+            order.reverse()
+        events = [
+            {
+                "type": "identify",
+                "messageId": f"e{t}-{n}",
+                "userId": f"u-{n}",
+                "traits": {"email": f"p{n}@example.com"},
+            }
+            for n in order
+        ]
+        try:
+            barrier.wait()
+            with db.uow() as uow:
+                ingestion.ingest(uow, WEB, events, commit_profiles=uow.commit)
+                uow.commit()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=send, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    assert _count(db, customers) == people
+    for n in range(people):
+        assert _owner(db, "email", f"p{n}@example.com") == _owner(db, "user_id", f"u-{n}")

@@ -14,6 +14,7 @@ from omnicommerce.customers.models import (
     customer_affinities,
     customer_channels,
     customer_consents,
+    customer_custom_traits,
     customer_events,
     customer_identities,
     customer_merges,
@@ -83,6 +84,7 @@ def rows_of(conn: Connection, ids: Collection[str]) -> dict[str, list[AnyRow]]:
     by_customer = {
         "consents": customer_consents,
         "traits": customer_traits,
+        "custom_traits": customer_custom_traits,
         "affinities": customer_affinities,
         "channels": customer_channels,
         "order_stats": customer_order_stats,

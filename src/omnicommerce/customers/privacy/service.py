@@ -43,7 +43,7 @@ from omnicommerce.customers.privacy.schemas import (
     PrivacyRequestIn,
     PrivacyRequestOut,
 )
-from omnicommerce.customers.repository import erase_matching_data
+from omnicommerce.customers.repository import erase_custom_traits, erase_matching_data
 from omnicommerce.customers.schemas import ConsentIn, ConsentOut, ConsentsUpdate
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import SYSTEM, Principal, Scope
@@ -316,6 +316,7 @@ def _erase_customer_records(uow: UnitOfWork, subject: Subject) -> int:
         + repo.delete_identities(uow.conn, ids)
         + repo.delete_sessions(uow.conn, ids)
         + erase_matching_data(uow.conn, ids)
+        + erase_custom_traits(uow.conn, ids)
         + repo.redact_merge_evidence(uow.conn, ids)
         + repo.blank_profiles(uow.conn, ids, now=clock.now())
     )

@@ -13,7 +13,7 @@ from omnicommerce.platform.db import Database
 from omnicommerce.platform.outbox import outbox
 from omnicommerce.platform.pii import ERASED
 from tests.conftest import bearer, make_key
-from tests.e2e.customers.privacy.support import EMAIL, MARKER, marker_hits, plant_everywhere
+from tests.e2e.customers.privacy.support import EMAIL, MARKER, PHONE, Planted, marker_hits, plant_everywhere
 from tests.e2e.integrations.test_webhooks_api import deliver
 from tests.integration.integrations.receiver import webhook_receiver
 
@@ -33,12 +33,48 @@ PLANTED_IN = {
     "outbox.payload",  # curbside.arrived names the car
     "webhook_deliveries.payload",  # and so does its delivery to the partner
     "idempotency_records.body",
+    "customer_custom_traits.value",  # the identify's firstName and address, kept as custom traits
+    # engagement: a message to them and one from them, a service case and its note
+    "messages.address",
+    "messages.subject",
+    "messages.body",
+    "cases.subject",
+    "case_notes.body",
 }
+
+
+def plant_in_engagement(client: TestClient, db: Database, person: Planted) -> None:
+    """A message to them (their email, their name in it), one from them (their phone), and a
+    service case about them with a note — through the real API."""
+    staff = bearer(make_key(db, Scope.ENGAGEMENT_WRITE, Scope.CASES_WRITE))
+    customer = person.customer_id
+    sent = client.post(
+        f"/api/v1/customers/{customer}/messages",
+        json={"channel": "email", "purpose": "transactional", "subject": f"Hello {MARKER}",
+              "body": f"Dear {MARKER}, your order is on its way."},
+        headers={**staff, "Idempotency-Key": f"msg-{MARKER}"},
+    )  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    inbound = client.post(
+        f"/api/v1/customers/{customer}/messages/inbound",
+        json={"channel": "sms", "address": PHONE, "body": f"This is {MARKER}, call me back"},
+        headers=staff,
+    )
+    assert inbound.status_code == 201, inbound.text
+    case = client.post(
+        "/api/v1/cases",
+        json={"customer_id": customer, "channel": "call_center", "subject": f"{MARKER} wants a refund",
+              "note": f"{MARKER} called from 555-2671"},
+        headers=staff,
+    )  # fmt: skip
+    assert case.status_code == 201, case.text
 
 
 def test_no_trace_of_the_marker_survives_erasure(api: TestClient, hooks_app: FastAPI, db: Database) -> None:
     with webhook_receiver() as rx:
         person = plant_everywhere(api, hooks_app, db, rx.url)
+        plant_in_engagement(api, db, person)
+        deliver(hooks_app)
     before = marker_hits(db)
     assert set(before) >= PLANTED_IN, sorted(PLANTED_IN - set(before))
     admin = bearer(make_key(db, Scope.PRIVACY_WRITE))
@@ -49,6 +85,7 @@ def test_no_trace_of_the_marker_survives_erasure(api: TestClient, hooks_app: Fas
     body = res.json()
     assert body["customer_id"] == person.customer_id
     assert body["erased"]["customers"] > 0 and body["erased"]["orders"] == 2
+    assert body["erased"]["engagement"] == 4  # two messages, one case, one note
     assert body["suppressed_identifiers"] >= 4  # email, phone, user id, anonymous id, device id
     assert marker_hits(db) == {}
     deliver(hooks_app)  # the erasure's own event goes out too, and carries no personal data
@@ -70,6 +107,7 @@ def test_no_trace_of_the_marker_survives_erasure(api: TestClient, hooks_app: Fas
 def test_export_then_erasure_then_export(api: TestClient, hooks_app: FastAPI, db: Database) -> None:
     with webhook_receiver() as rx:
         person = plant_everywhere(api, hooks_app, db, rx.url)
+        plant_in_engagement(api, db, person)
     admin = bearer(make_key(db, Scope.PRIVACY_WRITE))
 
     exported = api.post("/api/v1/privacy/export", json={"customer_id": person.customer_id}, headers=admin)
@@ -87,6 +125,8 @@ def test_export_then_erasure_then_export(api: TestClient, hooks_app: FastAPI, db
     assert any(MARKER in str(e["payload"]) for e in data["customers"]["events"])
     assert any(f.get("arrival_car") == f"red {MARKER}" for f in data["fulfillment"])
     assert data["integrations"], "the webhook deliveries about their orders"
+    assert {r["record"] for r in data["engagement"]} == {"message", "case", "case_note"}
+    assert sum(MARKER in str(r) for r in data["engagement"]) == 4
 
     erased = api.post("/api/v1/privacy/erasure", json={"customer_id": person.customer_id}, headers=admin)
     assert erased.status_code == 201, erased.text

@@ -1,0 +1,83 @@
+"""A customer whose account was merged into another profile is that profile now: its token reads
+the survivor (``/me``, the profile, consents); an unmerge separates the two again."""
+
+from fastapi.testclient import TestClient
+
+from omnicommerce.customers import service
+from omnicommerce.platform.auth import Scope
+from omnicommerce.platform.db import Database
+from tests.conftest import bearer, make_key
+
+API = "/api/v1"
+PASSWORD = "correct horse battery"
+
+
+def _sign_up(client: TestClient, **contact: str) -> tuple[str, dict[str, str]]:
+    res = client.post(f"{API}/auth/sign-up", json={**contact, "password": PASSWORD, "channel": "web"})
+    assert res.status_code == 201, res.text
+    return res.json()["customer_id"], bearer(res.json()["access_token"])
+
+
+def _identify(client: TestClient, key: str, message_id: str, **fields: object) -> str:
+    event = {"type": "identify", "messageId": message_id, **fields}
+    res = client.post(f"{API}/events", json={"batch": [event]}, headers=bearer(key))
+    assert res.status_code == 200 and res.json()["accepted"] == 1, res.text
+    return str(res.json()["results"][0]["customer_id"])
+
+
+def _merge_b_into_a(client: TestClient, db: Database) -> tuple[str, dict[str, str], str, dict[str, str]]:
+    """Ada signed up with her email, later with her phone on another device (account B); the
+    browser of B then signs in with the email: B is merged into A."""
+    a, a_token = _sign_up(client, email="ada@example.com")
+    b, b_token = _sign_up(client, phone="+14155550123")
+    key = make_key(db, Scope.EVENTS_WRITE)
+    assert _identify(client, key, "m1", anonymousId="anon-b", traits={"phone": "+1 415 555 0123"}) == b
+    assert _identify(client, key, "m2", anonymousId="anon-b", traits={"email": "ada@example.com"}) == a
+    return a, a_token, b, b_token
+
+
+def _status(client: TestClient, path: str, headers: dict[str, str]) -> int:
+    return client.get(API + path, headers=headers).status_code
+
+
+def test_the_token_of_a_merged_account_reads_the_survivor(client: TestClient, db: Database) -> None:
+    a, a_token, b, b_token = _merge_b_into_a(client, db)
+
+    assert client.get(f"{API}/me", headers=b_token).json()["id"] == a
+    for path in (f"/customers/{b}/profile", f"/customers/{a}/profile"):
+        res = client.get(API + path, headers=b_token)
+        assert res.status_code == 200, res.text
+        assert res.json()["customer"]["id"] == a and res.json()["merged_from"] == [b]
+    assert client.get(f"{API}/customers/{b}", headers=b_token).json()["id"] == a
+    assert _status(client, f"/customers/{a}/consents", b_token) == 200
+    # The survivor's token reaches the account merged into it: one person.
+    assert client.get(f"{API}/customers/{b}/profile", headers=a_token).json()["customer"]["id"] == a
+    # Nobody else does.
+    _other, other_token = _sign_up(client, email="grace@example.com")
+    for path in (f"/customers/{a}/profile", f"/customers/{b}/profile", f"/customers/{a}"):
+        assert _status(client, path, other_token) == 404
+
+
+def test_unmerge_separates_the_two_tokens_again(
+    client: TestClient, db: Database, admin_headers: dict[str, str]
+) -> None:
+    a, a_token, b, b_token = _merge_b_into_a(client, db)
+    assert _status(client, f"/customers/{a}/profile", b_token) == 200
+
+    res = client.post(f"{API}/customers/{b}/unmerge", headers=admin_headers)
+
+    assert res.status_code == 200, res.text
+    assert client.get(f"{API}/me", headers=b_token).json()["id"] == b
+    assert client.get(f"{API}/me", headers=a_token).json()["id"] == a
+    assert client.get(f"{API}/customers/{b}/profile", headers=b_token).json()["customer"]["id"] == b
+    for path in (f"/customers/{a}/profile", f"/customers/{a}", f"/customers/{a}/consents"):
+        assert _status(client, path, b_token) == 404
+    assert _status(client, f"/customers/{b}/profile", a_token) == 404
+
+
+def test_profile_accounts_name_every_account_of_the_person(client: TestClient, db: Database) -> None:
+    a, _a_token, b, _b_token = _merge_b_into_a(client, db)
+    with db.uow(readonly=True) as uow:
+        assert service.profile_accounts(uow, b) == [a, b]
+        assert service.profile_accounts(uow, a) == [a, b]
+        assert service.profile_accounts(uow, "cus_nobody") == []
