@@ -122,11 +122,11 @@ def active_for_customer(conn: Connection, customer_id: str) -> Cart | None:
 
 
 def list_for_customer(
-    conn: Connection, customer_id: str, *, actor: Principal, statuses: list[str]
+    conn: Connection, customer_ids: list[str], *, actor: Principal, statuses: list[str]
 ) -> list[Cart]:
     rows = conn.execute(
         select(carts)
-        .where(carts.c.customer_id == customer_id, carts.c.status.in_(statuses), visible_to(actor))
+        .where(carts.c.customer_id.in_(customer_ids), carts.c.status.in_(statuses), visible_to(actor))
         .order_by(carts.c.id)
     ).all()
     return [_cart(r) for r in rows]

@@ -81,3 +81,30 @@ def test_profile_accounts_name_every_account_of_the_person(client: TestClient, d
         assert service.profile_accounts(uow, b) == [a, b]
         assert service.profile_accounts(uow, a) == [a, b]
         assert service.profile_accounts(uow, "cus_nobody") == []
+
+
+def test_me_carts_are_the_whole_persons_until_an_unmerge(
+    client: TestClient, db: Database, admin_headers: dict[str, str]
+) -> None:
+    a, a_token = _sign_up(client, email="ada@example.com")
+    b, b_token = _sign_up(client, phone="+14155550123")
+    carts = {}
+    for who, token in ((a, a_token), (b, b_token)):
+        res = client.post(f"{API}/carts", json={"channel": "web"}, headers=token)
+        assert res.status_code == 201 and res.json()["customer_id"] == who, res.text
+        carts[who] = res.json()["id"]
+    key = make_key(db, Scope.EVENTS_WRITE)
+    _identify(client, key, "m1", anonymousId="anon-b", traits={"phone": "+1 415 555 0123"})
+    assert _identify(client, key, "m2", anonymousId="anon-b", traits={"email": "ada@example.com"}) == a
+
+    def my_carts(token: dict[str, str]) -> set[str]:
+        res = client.get(f"{API}/me/carts", headers=token)
+        assert res.status_code == 200, res.text
+        return {c["id"] for c in res.json()}
+
+    assert my_carts(a_token) == my_carts(b_token) == {carts[a], carts[b]}  # one person
+    _other, other_token = _sign_up(client, email="grace@example.com")
+    assert my_carts(other_token) == set()
+
+    assert client.post(f"{API}/customers/{b}/unmerge", headers=admin_headers).status_code == 200
+    assert my_carts(a_token) == {carts[a]} and my_carts(b_token) == {carts[b]}
