@@ -18,6 +18,7 @@ from omnicommerce.fulfillment.domain import (
     BadRejection,
     BadReturn,
     CurbsideNotOffered,
+    ExchangePaymentRequired,
     FulfillmentOrder,
     FulfillmentOrderChanged,
     FulfillmentOrderNotFound,
@@ -52,7 +53,15 @@ from omnicommerce.fulfillment.schemas import (
 )
 from omnicommerce.inventory.domain import InsufficientStock, UnknownLocation
 from omnicommerce.orders.api import Db, Provider
-from omnicommerce.orders.domain import OrderNotFound
+from omnicommerce.orders.domain import (
+    CardNumberRejected,
+    InsufficientFunds,
+    InvalidPaymentToken,
+    OrderNotFound,
+    PaymentDeclined,
+    PaymentProviderError,
+    PaymentTimeout,
+)
 from omnicommerce.platform import clock
 from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.channels import UnknownChannel
@@ -70,6 +79,7 @@ from omnicommerce.platform.web import (
     page_of,
     require,
 )
+from omnicommerce.pricing.domain import NoPrice, UnknownSku
 
 router = APIRouter(tags=["fulfillment"])
 
@@ -161,7 +171,8 @@ def order_routing(order_id: str, actor: CustomerOrRead, uow: ReadUoW) -> Routing
     chosen plan, and why the others were left out (rule filters and the engine's comparison)."""
     order, decisions = service.routing_of(uow, actor, order_id)
     fos = service.fos_of_order(uow, actor, order.id)
-    return RoutingOut.of(order.id, decisions, [_out(fo, actor) for fo in fos])
+    cancelled = service.cancellations_of(uow, order.id)
+    return RoutingOut.of(order.id, decisions, [_out(fo, actor) for fo in fos], cancelled)
 
 
 @router.get(
@@ -326,6 +337,7 @@ def reject(
     answer = idem.run(uow, body, produce, status=200)
     if order_id:  # after commit: the provider is never called in a transaction
         jobs.refund_if_due(db, provider, order_id[0])
+        jobs.refund_cancellations(db, provider, order_id=order_id[0])  # units nobody can serve
     return answer
 
 
@@ -444,7 +456,20 @@ def book_same_day(
     response_model=ReturnOut,
     tags=["orders"],
     responses=problem_schema(
-        OrderNotFound, UnknownLocation, BadReturn, InsufficientStock, IdempotencyConflict
+        OrderNotFound,
+        UnknownLocation,
+        BadReturn,
+        InsufficientStock,
+        IdempotencyConflict,
+        ExchangePaymentRequired,
+        PaymentDeclined,
+        InsufficientFunds,
+        PaymentProviderError,
+        PaymentTimeout,
+        UnknownSku,
+        NoPrice,
+        CardNumberRejected,
+        InvalidPaymentToken,
     ),
 )
 def receive_return(
@@ -457,14 +482,21 @@ def receive_return(
     idem: IdempotencyKey,
 ) -> JSONResponse:
     """Take units of any order back at this location (a store key: its own store). With
-    `replacement` it is an exchange: the replacement is reserved first and ships; otherwise the
-    paid value goes back to the original payment. The answer shows the return as it is now."""
-    cmd = service.ReturnCommand(body.location_id, body.method, body.domain_lines(), body.replacement_units())
+    `replacement` it is an exchange: the replacement is reserved first, priced with the pricing
+    quote and ships; a dearer one is charged the difference to `payment_token` first (402 and no
+    exchange when declined), a cheaper one refunds the surplus. Otherwise the paid value goes back
+    to the original payment. The answer shows the return as it is now."""
+    cmd = service.ReturnCommand(
+        body.location_id, body.method, body.domain_lines(), body.replacement_units(), body.payment_token
+    )
     recorded = idem.run(uow, body, lambda: ReturnOut.of(service.receive_return(uow, actor, order_id, cmd)))
     if recorded.status_code != 201:
         return recorded
     return_id = orjson.loads(bytes(recorded.body))["id"]
-    jobs.refund_return(db, provider, return_id)  # after commit: the provider is never called in a transaction
+    # After commit: the provider is never called in a transaction. A dearer exchange is charged
+    # (a decline raises, leaving no exchange); a cheaper one's surplus is refunded like a return.
+    jobs.charge_exchange(db, provider, actor, return_id, body.payment_token)
+    jobs.refund_return(db, provider, return_id)
     with db.uow(readonly=True) as reader:
         return model_json(ReturnOut.of(service.get_return(reader, actor, return_id)), 201)
 

@@ -13,7 +13,7 @@ from datetime import datetime, time
 from enum import StrEnum
 
 from omnicommerce.inventory.domain import haversine_km
-from omnicommerce.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from omnicommerce.platform.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 
 class Kind(StrEnum):
@@ -226,6 +226,14 @@ class ReturnStatus(StrEnum):
     REFUND_PENDING = "refund_pending"
     REFUNDED = "refunded"
     EXCHANGED = "exchanged"
+    CHARGE_PENDING = "charge_pending"  # an exchange that costs more: waiting for the charge
+    DECLINED = "declined"  # that charge failed: no exchange, nothing taken back
+
+
+# Returns whose units count as given back (a declined exchange took nothing back).
+RETURN_COUNTS = frozenset(
+    {ReturnStatus.REFUND_PENDING, ReturnStatus.REFUNDED, ReturnStatus.EXCHANGED, ReturnStatus.CHARGE_PENDING}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +241,27 @@ class ReturnLine:
     sku: str
     quantity: int
     condition: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeTerms:
+    """The price side of an exchange: what the returned units were paid (as a return would refund
+    them) against what the replacement costs now (the pricing quote, same channel and customer)."""
+
+    replacement: tuple[tuple[str, int], ...]  # (sku, units)
+    returned_value: int
+    replacement_value: int
+    currency: str
+    charge_reference: str | None = None
+
+    @property
+    def difference(self) -> int:
+        """> 0: the customer pays this much more; < 0: this much goes back; 0: an even exchange."""
+        return self.replacement_value - self.returned_value
+
+    @property
+    def units(self) -> dict[str, int]:
+        return dict(self.replacement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +277,7 @@ class Return:
     refund_reference: str | None
     replacement_fulfillment_order_id: str | None
     created_at: datetime
+    exchange: ExchangeTerms | None = None
 
 
 def returnable(received: Mapping[str, int], returned: Mapping[str, int]) -> dict[str, int]:
@@ -259,6 +289,59 @@ def refund_for(units: Mapping[str, int], paid: Mapping[str, tuple[int, int]]) ->
     """What returning ``units`` gives back: each unit at what was paid for it after discounts
     (``paid``: sku → (line total, quantity)), in minor units, rounded down."""
     return sum(paid[sku][0] * n // paid[sku][1] for sku, n in units.items() if sku in paid)
+
+
+# --- money back for units that never reach the customer -----------------------------------------
+
+
+def unit_share(total: int, quantity: int, units: int) -> int:
+    """What ``units`` of a line of ``quantity`` units paid ``total`` (minor units, after its
+    discounts and adjustments) are worth: rounded down, so that shares of disjoint parts of the
+    line never add up to more than its total, and all its units are worth exactly the total."""
+    return total * units // quantity
+
+
+def unfilled_refunds(
+    paid: Mapping[str, tuple[int, int]], cancelled_before: Mapping[str, int], cancel: Mapping[str, int]
+) -> dict[str, int]:
+    """Per sku, what cancelling ``cancel`` more units gives back (``paid``: sku → (line total,
+    quantity); ``cancelled_before``: units of it cancelled earlier). Counted on the running total
+    of cancelled units — ``share(before + n) - share(before)`` — so however the cancellations of a
+    line are split, together they give back exactly the share of all of them (the whole line
+    total once every unit is cancelled), never a minor unit more."""
+    out: dict[str, int] = {}
+    for sku, n in cancel.items():
+        if sku not in paid or n <= 0:
+            continue
+        total, quantity = paid[sku]
+        before = cancelled_before.get(sku, 0)
+        out[sku] = unit_share(total, quantity, before + n) - unit_share(total, quantity, before)
+    return out
+
+
+class UnfilledStatus(StrEnum):
+    REFUND_PENDING = "refund_pending"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True, slots=True)
+class UnfilledCancellation:
+    """Units of an order no location can serve, cancelled on the order; their price goes back to
+    the original payment (``refund_pending`` until the provider has done it)."""
+
+    id: str
+    order_id: str
+    decision_id: str  # the routing that found nowhere for them: one cancellation per routing
+    lines: tuple[tuple[str, int], ...]  # (sku, units)
+    refund_amount: int
+    currency: str
+    status: str
+    refund_reference: str | None
+    created_at: datetime
+
+    @property
+    def units(self) -> dict[str, int]:
+        return dict(self.lines)
 
 
 # --- routing-rule filters ----------------------------------------------------------------------
@@ -451,6 +534,17 @@ class ReturnNotFound(NotFound):
 class BadReturn(InvalidInput):
     code = "bad-return"
     title = "These units cannot be returned"
+
+
+class ExchangePaymentRequired(DomainError):
+    code = "exchange-payment-required"
+    status = 402
+    title = "The replacement costs more: a payment token is needed for the difference"
+
+
+class ReturnChanged(Conflict):
+    code = "return-changed"
+    title = "The return changed meanwhile; reload it"
 
 
 class InvalidRules(InvalidInput):

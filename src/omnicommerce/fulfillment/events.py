@@ -181,3 +181,41 @@ class ReturnRefunded(Event):
     refund_amount: int
     currency: str
     refund_reference: str | None = None
+
+
+class UnfilledRefunded(Event):
+    """The price of units no location could serve (cancelled on the order: ``order.units_cancelled``)
+    went back to the original payment."""
+
+    context: ClassVar[str] = "fulfillment"
+    type: Literal["unfilled.refunded"] = "unfilled.refunded"
+    version: Literal[1] = 1
+    cancellation_id: str
+    order_id: str
+    channel: str
+    customer_id: str | None = None
+    lines: list[UnitLine]
+    refund_amount: int
+    currency: str
+    refund_reference: str | None = None
+
+
+class ExchangeSettled(Event):
+    """An exchange's price difference was settled: ``difference`` > 0 charged to the customer
+    (``charge_reference``), < 0 owed back to the original payment (with the return's refund), 0
+    an even exchange."""
+
+    context: ClassVar[str] = "fulfillment"
+    type: Literal["exchange.settled"] = "exchange.settled"
+    version: Literal[1] = 1
+    return_id: str
+    order_id: str
+    channel: str
+    customer_id: str | None = None
+    replacement: list[UnitLine]
+    returned_value: int
+    replacement_value: int
+    difference: int
+    currency: str
+    charge_reference: str | None = None
+    replacement_fulfillment_order_id: str

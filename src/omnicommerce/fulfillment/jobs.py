@@ -13,13 +13,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from omnicommerce.fulfillment import service
+from omnicommerce.fulfillment.domain import ExchangePaymentRequired
 from omnicommerce.inventory.domain import InsufficientStock
 from omnicommerce.orders import checkout as order_flows
 from omnicommerce.orders import service as orders
-from omnicommerce.orders.payments import PaymentProvider, ProviderError, ProviderTimeout, provider_for
-from omnicommerce.platform.auth import SYSTEM
+from omnicommerce.orders.domain import (
+    InsufficientFunds,
+    Payment,
+    PaymentDeclined,
+    PaymentProviderError,
+    PaymentTimeout,
+)
+from omnicommerce.orders.payments import (
+    SUCCESS,
+    PaymentProvider,
+    ProviderError,
+    ProviderTimeout,
+    provider_for,
+)
+from omnicommerce.platform.auth import SYSTEM, Principal
 from omnicommerce.platform.channels import list_channels
 from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database, transaction
@@ -27,6 +42,9 @@ from omnicommerce.platform.errors import DomainError
 from omnicommerce.platform.scheduler import periodic
 
 log = logging.getLogger("omnicommerce.fulfillment.jobs")
+
+# A charge attempt for an exchange still pending after this long has died: undone by the sweeper.
+STALE_EXCHANGE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +89,7 @@ def _settle_refund(db: Database, provider: PaymentProvider, fo_id: str, order_id
     with db.uow(readonly=True) as uow:
         wanted = service.needs_refund(uow, order_id)
     if wanted:
-        try:
+        try:  # only what the payment still holds goes back (the orders context's refund ledger)
             order_flows.refund(db, provider, SYSTEM, order_id)
         except DomainError as exc:  # provider down, order changed: stays due, retried next run
             log.warning("refund of order %s (%s) failed: %s", order_id, fo_id, exc.detail)
@@ -79,6 +97,56 @@ def _settle_refund(db: Database, provider: PaymentProvider, fo_id: str, order_id
     with transaction(db) as uow:
         service.refund_settled(uow, fo_id)
     return True if wanted else None
+
+
+def _pay_back(
+    provider: PaymentProvider, payment: Payment, amount: int, key: str, what: str
+) -> tuple[bool, str | None]:
+    """Refund ``amount`` to the original card payment, keyed by ``key`` (a retry never pays twice):
+    (done, the provider's reference). Nothing to call for nothing owed or a cash payment (paid back
+    at the till)."""
+    if amount <= 0 or payment.reference is None:
+        return True, None
+    try:
+        result = provider.refund(payment.reference, amount, key)
+    except (ProviderTimeout, ProviderError) as exc:
+        log.warning("refund of %s failed: %s", what, exc)
+        return False, None
+    if result.status != "refunded":
+        log.warning("refund of %s answered %s", what, result.status)
+        return False, None
+    return True, result.reference
+
+
+def refund_cancellation(db: Database, provider: PaymentProvider, cancellation_id: str) -> bool:
+    """Pay the price of cancelled units (nobody could serve them) back to the order's original
+    payment, then record it (True when it is refunded). Keyed ``unfilled:<id>`` at the provider and
+    recorded with a compare-and-set, so a retried job or a duplicate event never pays twice."""
+    with db.uow(readonly=True) as uow:
+        found = service.get_cancellation(uow, cancellation_id)
+        if found is None:
+            return False
+        payment = orders.get_order(uow, SYSTEM, found.order_id).payment
+    if found.status != "refund_pending":
+        return found.status == "refunded"
+    done, reference = _pay_back(
+        provider, payment, found.refund_amount, f"unfilled:{found.id}", f"cancelled units {found.id}"
+    )
+    if done:
+        with transaction(db) as uow:
+            service.mark_cancellation_refunded(uow, found.id, reference=reference)
+    return done
+
+
+def refund_cancellations(
+    db: Database, provider: PaymentProvider | None = None, *, limit: int = 100, order_id: str | None = None
+) -> tuple[int, int]:
+    """Refund cancelled units whose refund has not gone through (of ``order_id`` only, right
+    after its routing committed); returns (refunded, still pending)."""
+    with db.uow(readonly=True) as uow:
+        due = service.cancellations_to_refund(uow, limit=limit, order_id=order_id)
+    done = sum(refund_cancellation(db, provider or provider_for(db), cid) for cid in due)
+    return done, len(due) - done
 
 
 def refund_return(db: Database, provider: PaymentProvider, return_id: str) -> bool:
@@ -90,20 +158,11 @@ def refund_return(db: Database, provider: PaymentProvider, return_id: str) -> bo
         payment = orders.get_order(uow, SYSTEM, ret.order_id).payment
     if ret.status != "refund_pending":
         return ret.status == "refunded"
-    reference = None
-    if ret.refund_amount > 0 and payment.reference is not None:
-        try:
-            result = provider.refund(payment.reference, ret.refund_amount, f"return:{ret.id}")
-        except (ProviderTimeout, ProviderError) as exc:
-            log.warning("refund of return %s failed: %s", ret.id, exc)
-            return False
-        if result.status != "refunded":
-            log.warning("refund of return %s answered %s", ret.id, result.status)
-            return False
-        reference = result.reference
-    with transaction(db) as uow:
-        service.mark_return_refunded(uow, ret.id, reference=reference)
-    return True
+    done, reference = _pay_back(provider, payment, ret.refund_amount, f"return:{ret.id}", f"return {ret.id}")
+    if done:
+        with transaction(db) as uow:
+            service.mark_return_refunded(uow, ret.id, reference=reference)
+    return done
 
 
 def refund_returns(
@@ -114,6 +173,72 @@ def refund_returns(
         due = service.returns_to_refund(uow, limit=limit)
     done = sum(refund_return(db, provider or provider_for(db), rid) for rid in due)
     return done, len(due) - done
+
+
+def charge_exchange(
+    db: Database, provider: PaymentProvider, actor: Principal, return_id: str, token: str | None
+) -> None:
+    """An exchange that costs more was committed ``charge_pending`` (the replacement held): charge
+    the difference to ``token`` (keyed ``exchange:<return id>``: a retried request replays the
+    charge), then ship the replacement and receive the units. A decline, a provider failure or a
+    replacement gone meanwhile leaves no exchange: the charge (if any) is voided, the replacement
+    released, the return ``declined``, and the error is raised. Nothing to do for a return that
+    is not waiting for its charge."""
+    with db.uow(readonly=True) as uow:
+        ret = service.get_return(uow, SYSTEM, return_id)
+    if ret.status == "declined":
+        raise PaymentDeclined("the payment for this exchange was declined; nothing was exchanged")
+    if ret.status != "charge_pending" or ret.exchange is None:
+        return
+    if token is None:
+        raise ExchangePaymentRequired("send a payment_token for the difference")
+    key = f"exchange:{ret.id}"
+    try:
+        result = provider.authorize(ret.exchange.difference, ret.currency, token, key, capture=True)
+    except (ProviderTimeout, ProviderError) as exc:
+        _undo_exchange(db, provider, ret.id, key)
+        if isinstance(exc, ProviderTimeout):
+            raise PaymentTimeout(
+                "the payment provider did not answer in time; nothing was exchanged"
+            ) from exc
+        raise PaymentProviderError("the payment provider failed; nothing was exchanged") from exc
+    if result.status not in SUCCESS:
+        _abandon(db, ret.id)
+        if result.status == "insufficient_funds":
+            raise InsufficientFunds("the payment method has insufficient funds; nothing was exchanged")
+        raise PaymentDeclined("the payment for the difference was declined; nothing was exchanged")
+    try:
+        with transaction(db) as uow:
+            service.complete_exchange(uow, actor, ret.id, charge_reference=result.reference)
+    except Exception:
+        _undo_exchange(db, provider, ret.id, key)  # e.g. the replacement went while charging
+        raise
+
+
+def _undo_exchange(db: Database, provider: PaymentProvider, return_id: str, key: str) -> None:
+    """Void whatever the provider did under ``key``, then give the replacement back. If the void
+    fails the return stays ``charge_pending``, and :func:`settle_stale_exchanges` tries again."""
+    try:
+        provider.void(None, key)
+    except (ProviderTimeout, ProviderError) as exc:
+        log.warning("void of exchange %s failed: %s (retried by the sweeper)", return_id, exc)
+        return
+    _abandon(db, return_id)
+
+
+def _abandon(db: Database, return_id: str) -> None:
+    with transaction(db) as uow:
+        service.abandon_exchange(uow, return_id)
+
+
+def settle_stale_exchanges(db: Database, provider: PaymentProvider | None = None, *, limit: int = 100) -> int:
+    """Exchanges left ``charge_pending`` by an attempt that died: their charge voided (by its
+    key), the held replacement released. Returns how many were undone."""
+    with db.uow(readonly=True) as uow:
+        stale = service.stale_exchange_charges(uow, older_than=STALE_EXCHANGE, limit=limit)
+    for return_id in stale:
+        _undo_exchange(db, provider or provider_for(db), return_id, f"exchange:{return_id}")
+    return len(stale)
 
 
 def reoptimize(
@@ -136,13 +261,18 @@ def reoptimize(
 
 @periodic("fulfillment.sweep", every="pickup_sweep_seconds")
 def scheduled_sweep(db: Database, settings: Settings) -> str:
-    """Cancel pickups past their window (units back to stock, orders refunded) and retry the
-    refunds of expired pickups and received returns that have not gone through."""
+    """Cancel pickups past their window (units back to stock, orders refunded), retry the refunds
+    of expired pickups, received returns and cancelled units that have not gone through, and undo
+    exchanges whose charge attempt died."""
     result = expire_pickups(db)
     returns_refunded, returns_pending = refund_returns(db)
+    units_refunded, units_pending = refund_cancellations(db)
+    undone = settle_stale_exchanges(db)
     return (
         f"pickups expired {result.expired}, refunded {result.refunded}, to retry "
-        f"{result.refund_failures}; returns refunded {returns_refunded}, to retry {returns_pending}"
+        f"{result.refund_failures}; returns refunded {returns_refunded}, to retry {returns_pending}; "
+        f"cancelled units refunded {units_refunded}, to retry {units_pending}; "
+        f"stale exchange charges undone {undone}"
     )
 
 

@@ -106,3 +106,41 @@ returns = Table(
 )
 Index("ix_returns_order_id", returns.c.order_id)
 Index("ix_returns_status", returns.c.status)
+
+# Units no location can serve, cancelled on the order: their price goes back to the original
+# payment. One row per routing that found nowhere for them (``decision_id`` unique), so a retried
+# routing or a duplicate event cannot cancel — or refund — the same units twice.
+unfilled_cancellations = Table(
+    "unfilled_cancellations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("decision_id", String(40), nullable=False, unique=True),
+    Column("lines", Text, nullable=False),  # JSON [{sku, quantity}]
+    Column("refund_amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),  # refund_pending | refunded
+    Column("refund_reference", String(80), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+Index("ix_unfilled_cancellations_order_id", unfilled_cancellations.c.order_id)
+Index("ix_unfilled_cancellations_status", unfilled_cancellations.c.status)
+
+# The price side of an exchange (one row per return that has a replacement): what the returned
+# units were paid, what the replacement costs now (the pricing quote), and the charge of the
+# difference when the replacement costs more.
+exchanges = Table(
+    "exchanges",
+    metadata,
+    Column("return_id", String(40), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("replacement", Text, nullable=False),  # JSON [{sku, quantity}]
+    Column("returned_value", BigInteger, nullable=False),
+    Column("replacement_value", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("charge_reference", String(80), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+Index("ix_exchanges_order_id", exchanges.c.order_id)

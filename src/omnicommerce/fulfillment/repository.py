@@ -12,13 +12,22 @@ from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, tru
 from sqlalchemy.engine import Connection
 
 from omnicommerce.customers.privacy.domain import Subject
-from omnicommerce.fulfillment.domain import FoLine, FulfillmentOrder, Return, ReturnLine
+from omnicommerce.fulfillment.domain import (
+    ExchangeTerms,
+    FoLine,
+    FulfillmentOrder,
+    Return,
+    ReturnLine,
+    UnfilledCancellation,
+)
 from omnicommerce.fulfillment.models import (
     delivery_slots,
+    exchanges,
     fulfillment_orders,
     returns,
     routing_decisions,
     routing_rules,
+    unfilled_cancellations,
 )
 from omnicommerce.fulfillment.models import fulfillment_orders as fo_t
 from omnicommerce.platform import clock
@@ -314,6 +323,28 @@ def book_slot(conn: Connection, location_id: str, day: str, slot_start: str, cap
 # --- returns -------------------------------------------------------------------------------------
 
 
+def _exchange(r: Any) -> ExchangeTerms | None:
+    if r.ex_replacement is None:
+        return None
+    return ExchangeTerms(
+        replacement=tuple((x["sku"], x["quantity"]) for x in orjson.loads(r.ex_replacement)),
+        returned_value=r.ex_returned_value,
+        replacement_value=r.ex_replacement_value,
+        currency=r.ex_currency,
+        charge_reference=r.ex_charge_reference,
+    )
+
+
+_WITH_EXCHANGE = select(
+    returns,
+    exchanges.c.replacement.label("ex_replacement"),
+    exchanges.c.returned_value.label("ex_returned_value"),
+    exchanges.c.replacement_value.label("ex_replacement_value"),
+    exchanges.c.currency.label("ex_currency"),
+    exchanges.c.charge_reference.label("ex_charge_reference"),
+).outerjoin(exchanges, exchanges.c.return_id == returns.c.id)
+
+
 def _return(r: Any) -> Return:
     return Return(
         id=r.id,
@@ -327,6 +358,7 @@ def _return(r: Any) -> Return:
         refund_reference=r.refund_reference,
         replacement_fulfillment_order_id=r.replacement_fulfillment_order_id,
         created_at=r.created_at,
+        exchange=_exchange(r),
     )
 
 
@@ -353,13 +385,62 @@ def insert_return(conn: Connection, ret: Return, *, created_by: str) -> None:
 
 
 def returns_of_order(conn: Connection, order_id: str) -> list[Return]:
-    stmt = select(returns).where(returns.c.order_id == order_id).order_by(returns.c.id)
+    stmt = _WITH_EXCHANGE.where(returns.c.order_id == order_id).order_by(returns.c.id)
     return [_return(r) for r in conn.execute(stmt)]
 
 
 def get_return(conn: Connection, return_id: str) -> Return | None:
-    row = conn.execute(select(returns).where(returns.c.id == return_id)).first()
+    row = conn.execute(_WITH_EXCHANGE.where(returns.c.id == return_id)).first()
     return None if row is None else _return(row)
+
+
+def insert_exchange(conn: Connection, return_id: str, order_id: str, terms: ExchangeTerms) -> None:
+    now = clock.now()
+    conn.execute(
+        insert(exchanges).values(
+            return_id=return_id,
+            order_id=order_id,
+            replacement=_units_json(terms.units),
+            returned_value=terms.returned_value,
+            replacement_value=terms.replacement_value,
+            currency=terms.currency,
+            charge_reference=terms.charge_reference,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def finish_exchange(
+    conn: Connection, return_id: str, *, to_status: str, fo_id: str | None, charge_reference: str | None
+) -> bool:
+    """Compare-and-set charge_pending → ``to_status`` (exchanged, with its shipment and the
+    charge's reference; or declined): an exchange is settled once."""
+    res = conn.execute(
+        update(returns)
+        .where(returns.c.id == return_id, returns.c.status == "charge_pending")
+        .values(status=to_status, replacement_fulfillment_order_id=fo_id, updated_at=clock.now())
+    )
+    if res.rowcount != 1:
+        return False
+    if charge_reference is not None:
+        conn.execute(
+            update(exchanges)
+            .where(exchanges.c.return_id == return_id)
+            .values(charge_reference=charge_reference, updated_at=clock.now())
+        )
+    return True
+
+
+def stale_exchange_charges(conn: Connection, before: datetime, limit: int) -> list[str]:
+    """Exchanges still waiting for their charge since before ``before`` (the attempt died)."""
+    stmt = (
+        select(returns.c.id)
+        .where(returns.c.status == "charge_pending", returns.c.created_at < before)
+        .order_by(returns.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())
 
 
 def returns_to_refund(conn: Connection, limit: int) -> list[str]:
@@ -374,6 +455,99 @@ def mark_return_refunded(conn: Connection, return_id: str, reference: str | None
     res = conn.execute(
         update(returns)
         .where(returns.c.id == return_id, returns.c.status == "refund_pending")
+        .values(status="refunded", refund_reference=reference, updated_at=clock.now())
+    )
+    return res.rowcount == 1
+
+
+# --- units no location can serve, and what the order's payment gave back -------------------------
+
+
+def _units_json(units: dict[str, int]) -> str:
+    return orjson.dumps([{"sku": s, "quantity": n} for s, n in sorted(units.items())]).decode()
+
+
+def _cancellation(r: Any) -> UnfilledCancellation:
+    return UnfilledCancellation(
+        id=r.id,
+        order_id=r.order_id,
+        decision_id=r.decision_id,
+        lines=tuple((x["sku"], x["quantity"]) for x in orjson.loads(r.lines)),
+        refund_amount=r.refund_amount,
+        currency=r.currency,
+        status=r.status,
+        refund_reference=r.refund_reference,
+        created_at=r.created_at,
+    )
+
+
+def insert_cancellation(conn: Connection, c: UnfilledCancellation) -> None:
+    conn.execute(
+        insert(unfilled_cancellations).values(
+            id=c.id,
+            order_id=c.order_id,
+            decision_id=c.decision_id,
+            lines=_units_json(c.units),
+            refund_amount=c.refund_amount,
+            currency=c.currency,
+            status=c.status,
+            refund_reference=c.refund_reference,
+            created_at=c.created_at,
+            updated_at=c.created_at,
+        )
+    )
+
+
+def cancellations_of_order(conn: Connection, order_id: str) -> list[UnfilledCancellation]:
+    stmt = (
+        select(unfilled_cancellations)
+        .where(unfilled_cancellations.c.order_id == order_id)
+        .order_by(unfilled_cancellations.c.id)
+    )
+    return [_cancellation(r) for r in conn.execute(stmt)]
+
+
+def cancelled_units_of_orders(conn: Connection, order_ids: Collection[str]) -> dict[str, dict[str, int]]:
+    """order id → sku → units cancelled because nobody could serve them (one statement)."""
+    if not order_ids:
+        return {}
+    stmt = select(unfilled_cancellations.c.order_id, unfilled_cancellations.c.lines).where(
+        unfilled_cancellations.c.order_id.in_(sorted(order_ids))
+    )
+    out: dict[str, dict[str, int]] = {}
+    for r in conn.execute(stmt):
+        units = out.setdefault(r.order_id, {})
+        for x in orjson.loads(r.lines):
+            units[x["sku"]] = units.get(x["sku"], 0) + x["quantity"]
+    return out
+
+
+def get_cancellation(conn: Connection, cancellation_id: str) -> UnfilledCancellation | None:
+    stmt = select(unfilled_cancellations).where(unfilled_cancellations.c.id == cancellation_id)
+    row = conn.execute(stmt).first()
+    return None if row is None else _cancellation(row)
+
+
+def cancellations_to_refund(conn: Connection, limit: int, *, order_id: str | None = None) -> list[str]:
+    stmt = (
+        select(unfilled_cancellations.c.id)
+        .where(unfilled_cancellations.c.status == "refund_pending")
+        .order_by(unfilled_cancellations.c.id)
+        .limit(limit)
+    )
+    if order_id is not None:
+        stmt = stmt.where(unfilled_cancellations.c.order_id == order_id)
+    return list(conn.execute(stmt).scalars())
+
+
+def mark_cancellation_refunded(conn: Connection, cancellation_id: str, reference: str | None) -> bool:
+    """Compare-and-set refund_pending → refunded: a refund is recorded once."""
+    res = conn.execute(
+        update(unfilled_cancellations)
+        .where(
+            unfilled_cancellations.c.id == cancellation_id,
+            unfilled_cancellations.c.status == "refund_pending",
+        )
         .values(status="refunded", refund_reference=reference, updated_at=clock.now())
     )
     return res.rowcount == 1
@@ -396,6 +570,10 @@ def customer_rows(conn: Connection, subject: Subject) -> list[dict[str, Any]]:
         "fulfillment_order": rows_where(conn, fulfillment_orders, _fulfillment_of(subject)),
         "return": rows_where(conn, returns, returns.c.order_id.in_(orders_of)),
         "routing_decision": rows_where(conn, routing_decisions, routing_decisions.c.order_id.in_(orders_of)),
+        "unfilled_cancellation": rows_where(
+            conn, unfilled_cancellations, unfilled_cancellations.c.order_id.in_(orders_of)
+        ),
+        "exchange": rows_where(conn, exchanges, exchanges.c.order_id.in_(orders_of)),
     }
     return [{"record": kind, **row} for kind, rows in found.items() for row in rows]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omnicommerce.fulfillment.domain import (
     Condition,
+    ExchangeTerms,
     FulfillmentOrder,
     Return,
     ReturnLine,
     Status,
+    UnfilledCancellation,
     is_expired,
     qr_payload,
     sum_units,
@@ -217,17 +220,53 @@ class DecisionOut(BaseModel):
     unfilled: list[UnitsOut]
 
 
+class CancellationOut(BaseModel):
+    """Units no location could serve, cancelled on the order; their price back to the payment."""
+
+    id: str
+    decision_id: str = Field(description="The routing that found nowhere for them")
+    lines: list[UnitsOut]
+    refund_amount: int = Field(description="Minor units, to the original payment")
+    currency: str
+    status: str = Field(description="refund_pending | refunded")
+    refund_reference: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, c: UnfilledCancellation) -> CancellationOut:
+        return cls(
+            id=c.id,
+            decision_id=c.decision_id,
+            lines=[UnitsOut(sku=sku, quantity=n) for sku, n in c.lines],
+            refund_amount=c.refund_amount,
+            currency=c.currency,
+            status=c.status,
+            refund_reference=c.refund_reference,
+            created_at=c.created_at,
+        )
+
+
 class RoutingOut(BaseModel):
     order_id: str
     decisions: list[DecisionOut] = Field(description="Oldest first: the routing at payment, then re-routings")
     fulfillment_orders: list[FulfillmentOrderOut]
+    cancelled_units: list[CancellationOut] = Field(
+        default_factory=list, description="Units nobody could serve: cancelled, their price refunded"
+    )
 
     @classmethod
-    def of(cls, order_id: str, decisions: list[dict[str, Any]], fos: list[FulfillmentOrderOut]) -> RoutingOut:
+    def of(
+        cls,
+        order_id: str,
+        decisions: list[dict[str, Any]],
+        fos: list[FulfillmentOrderOut],
+        cancellations: Sequence[UnfilledCancellation] = (),
+    ) -> RoutingOut:
         return cls(
             order_id=order_id,
             decisions=[DecisionOut.model_validate(d) for d in decisions],
             fulfillment_orders=fos,
+            cancelled_units=[CancellationOut.of(c) for c in cancellations],
         )
 
 
@@ -249,6 +288,13 @@ class ReturnCreate(_In):
     replacement: list[ReplacementLine] = Field(
         default_factory=list, max_length=200, description="Exchange: these ship instead of a refund"
     )
+    payment_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Exchange costing more than the returned units: a provider token (tok_…) paying the"
+        " difference. Checkout keeps no card token, so the original payment cannot be charged again.",
+    )
 
     def domain_lines(self) -> tuple[ReturnLine, ...]:
         return tuple(ReturnLine(x.sku, x.quantity, x.condition) for x in self.lines)
@@ -263,18 +309,39 @@ class ReturnLineOut(BaseModel):
     condition: str
 
 
+class ExchangeOut(BaseModel):
+    replacement: list[UnitsOut]
+    returned_value: int = Field(description="What the returned units were paid (minor units)")
+    replacement_value: int = Field(description="The replacement's price now (the pricing quote)")
+    difference: int = Field(description="> 0 charged, < 0 refunded (the return's refund_amount), 0 even")
+    currency: str
+    charge_reference: str | None = Field(description="The provider's reference of the charge, if any")
+
+    @classmethod
+    def of(cls, e: ExchangeTerms) -> ExchangeOut:
+        return cls(
+            replacement=[UnitsOut(sku=sku, quantity=n) for sku, n in e.replacement],
+            returned_value=e.returned_value,
+            replacement_value=e.replacement_value,
+            difference=e.difference,
+            currency=e.currency,
+            charge_reference=e.charge_reference,
+        )
+
+
 class ReturnOut(BaseModel):
     id: str
     order_id: str
     location_id: str
     method: str
-    status: str = Field(description="refund_pending | refunded | exchanged")
+    status: str = Field(description="refund_pending | refunded | exchanged | charge_pending | declined")
     lines: list[ReturnLineOut]
     refund_amount: int = Field(description="Minor units, to the original payment")
     currency: str
     refund_reference: str | None
     replacement_fulfillment_order_id: str | None
     created_at: datetime
+    exchange: ExchangeOut | None = Field(default=None, description="An exchange's price side")
 
     @classmethod
     def of(cls, r: Return) -> ReturnOut:
@@ -290,4 +357,5 @@ class ReturnOut(BaseModel):
             refund_reference=r.refund_reference,
             replacement_fulfillment_order_id=r.replacement_fulfillment_order_id,
             created_at=r.created_at,
+            exchange=ExchangeOut.of(r.exchange) if r.exchange else None,
         )

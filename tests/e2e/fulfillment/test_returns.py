@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from omnicommerce.inventory import service as inventory
+from omnicommerce.orders.models import payment_test_charges
 from omnicommerce.platform.auth import SYSTEM, Scope
 from omnicommerce.platform.db import Database
 from tests.conftest import bearer, make_key
@@ -127,3 +129,44 @@ def test_exchange_reserves_the_replacement_first(client: TestClient, db: Databas
     assert levels(db, "SKU-A") == {NEAR: (4, 0)}
     assert levels(db, "SKU-B") == {DC: (1, 1)}
     assert drift(db) == []
+
+
+def test_a_refund_after_a_return_pays_only_the_rest(client: TestClient, db: Database) -> None:
+    """The order's refund gives back what the payment still holds: the returned unit is not paid
+    twice, and the refunds together are exactly what was captured."""
+    seed(db, {"SKU-A": {NEAR: 5}})
+    order_id = _delivered(client, db, {"SKU-A": 3})
+    store = bearer(make_key(db, *FULFIL, channel="pos", location=NEAR))
+    returned = _return(
+        client, order_id, store, {"location_id": NEAR, "lines": [{"sku": "SKU-A", "quantity": 1}]}
+    )
+    assert returned.status_code == 201 and returned.json()["status"] == "refunded", returned.text
+    writer = bearer(make_key(db, Scope.ORDERS_READ, Scope.ORDERS_WRITE))
+
+    res = client.post(f"/api/v1/orders/{order_id}/refund", headers=writer)
+
+    assert res.status_code == 200, res.text
+    placed = order(db, order_id)
+    assert (res.json()["status"], res.json()["refunded_total"]) == ("refunded", placed.total)
+    assert _gateway_refunds(db, order_id) == [
+        (f"return:{returned.json()['id']}", 1999),
+        (f"balance:{order_id}", placed.total - 1999),
+    ]
+    again = client.post(f"/api/v1/orders/{order_id}/refund", headers=writer)
+    assert again.status_code == 409 and len(_gateway_refunds(db, order_id)) == 2
+    late = _return(client, order_id, store, {"location_id": NEAR, "lines": [{"sku": "SKU-A", "quantity": 1}]})
+    assert late.status_code == 422  # a refunded order takes no returns: its money went back
+
+
+def _gateway_refunds(db: Database, order_id: str) -> list[tuple[str, int]]:
+    """(idempotency key, amount) of the refunds the gateway made on the order's payment, oldest first."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            select(payment_test_charges.c.idempotency_key, payment_test_charges.c.amount)
+            .where(
+                payment_test_charges.c.parent_reference == order(db, order_id).payment.reference,
+                payment_test_charges.c.kind == "refund",
+            )
+            .order_by(payment_test_charges.c.created_at)
+        )
+        return [(r.idempotency_key, int(r.amount)) for r in rows]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from omnicommerce.fulfillment import routing_service
 from omnicommerce.fulfillment import service as fulfillment
 from omnicommerce.fulfillment.rules import FilterRules, RoutingRules
 from omnicommerce.orders.domain import Status as OrderStatus
@@ -117,7 +118,7 @@ def test_an_engine_failure_keeps_the_checkout_allocation(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("solver crashed")
 
-    monkeypatch.setattr(fulfillment, "route_order", broken)
+    monkeypatch.setattr(routing_service, "route_order", broken)
     fos = route(db, order_id)  # the event stream is not stalled: the order is routed as it stands
 
     assert [(f.location_id, f.units) for f in fos] == [(DC, {"SKU-A": 2})]
