@@ -181,5 +181,6 @@ def cancel_order(order_id: str, actor: OrdersWrite, db: Db, provider: Provider) 
     responses=problem_schema(OrderNotFound, IllegalTransition, OrderChanged, PaymentProviderError),
 )
 def refund_order(order_id: str, actor: OrdersWrite, db: Db, provider: Provider) -> OrderOut:
-    """Refund the full total through the provider."""
+    """Refund what the payment still holds (the total less returns, exchange surpluses and
+    cancelled units already given back) through the provider."""
     return OrderOut.of(flows.refund(db, provider, actor, order_id))

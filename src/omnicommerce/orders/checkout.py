@@ -317,11 +317,14 @@ def _pay_store_sale(provider: PaymentProvider, cmd: StoreSaleCreate, quote: Quot
 
 
 def cancel(db: Database, provider: PaymentProvider, actor: Principal, order_id: str) -> Order:
-    """Cancel a placed/paid order: money back through the provider, then one transaction moves
-    the order to cancelled and gives its allocations back to stock (a second cancel is 409)."""
-    with db.uow(readonly=True) as uow:
-        order = orders.check_action(uow, actor, order_id, Action.CANCEL)
-    status = _give_back(provider, order, key=f"cancel:{order.id}:{order.version}")
+    """Cancel a placed/paid order: what its payment still holds (its total less what was given
+    back already, e.g. for cancelled units) is claimed in the refund ledger and given back
+    through the provider, then one transaction moves the order to cancelled and gives its
+    allocations back to stock (a second cancel is 409)."""
+    with db.uow() as uow:
+        order, claim = orders.claim_rest(uow, actor, order_id, Action.CANCEL)
+        uow.commit()
+    status = _give_back(provider, order, claim.amount, key=claim.key)
     with db.uow() as uow:
         order = orders.cancel_order(uow, actor, order, payment_status=status)
         uow.commit()
@@ -329,22 +332,33 @@ def cancel(db: Database, provider: PaymentProvider, actor: Principal, order_id: 
 
 
 def refund(db: Database, provider: PaymentProvider, actor: Principal, order_id: str) -> Order:
-    """Refund the full total of a paid, fulfilling or completed order."""
-    with db.uow(readonly=True) as uow:
-        order = orders.check_action(uow, actor, order_id, Action.REFUND)
-    status = _give_back(provider, order, key=f"refund:{order.id}:{order.version}")
+    """Refund a paid, fulfilling or completed order: only what its payment still holds goes back
+    — its total less what returns, exchanges and cancelled units gave back — claimed in the
+    refund ledger before the provider is called, so refunds never add up to more than the
+    capture. Nothing left: the order is marked refunded without calling the provider."""
     with db.uow() as uow:
-        order = orders.refund_order(uow, actor, order, payment_status=status)
+        order, claim = orders.claim_rest(uow, actor, order_id, Action.REFUND)
+        uow.commit()
+    status = _give_back(provider, order, claim.amount, key=claim.key)
+    with db.uow() as uow:
+        order = orders.refund_order(uow, actor, order, payment_status=status, amount=claim.amount)
         uow.commit()
     return order
 
 
-def _give_back(provider: PaymentProvider, order: Order, *, key: str) -> str:
-    """Refund a captured charge, void an authorized one; cash is handed back at the till."""
+def _give_back(provider: PaymentProvider, order: Order, amount: int, *, key: str) -> str:
+    """Refund ``amount`` of a captured charge (no call when nothing is left), void an authorized
+    one; cash is handed back at the till. A failure leaves the ledger's claim in place — the
+    provider may have acted — and the retry calls the provider with the same key (it replays)."""
     ref, status = order.payment.reference, order.payment.status
     try:
         if ref is not None and status == "captured":
-            return provider.refund(ref, order.total, key).status
+            if amount == 0:
+                return "refunded"  # returns, exchanges or cancelled units gave everything back
+            result = provider.refund(ref, amount, key)
+            if result.status != "refunded":  # e.g. refund_exceeds_charge: the books disagree
+                raise ProviderError(f"the refund was answered {result.status!r}")
+            return result.status
         if ref is not None and status == "authorized":
             return provider.void(ref, key).status
     except (ProviderTimeout, ProviderError) as exc:

@@ -139,6 +139,36 @@ class Order:
     created_at: datetime
     lines: list[OrderLine] = field(default_factory=list)
     history: tuple[StatusChange, ...] = ()
+    refunded_total: int = 0  # given back to the payment so far (the refund ledger's sum)
+
+
+class RefundReason(StrEnum):
+    REFUND = "refund"  # the order's own refund (POST /orders/{id}/refund)
+    CANCEL = "cancel"  # the order's own cancel
+    RETURN = "return"  # fulfillment: units brought back
+    EXCHANGE = "exchange"  # fulfillment: the surplus of a cheaper exchange
+    UNFILLED = "unfilled"  # fulfillment: units nobody could serve, cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRefund:
+    """One amount given back against an order (the refund ledger's row); ``key`` makes recording
+    it idempotent: the same key records once and answers the first entry again."""
+
+    id: str
+    order_id: str
+    amount: int
+    reason: str
+    key: str
+    actor: str
+    created_at: datetime
+
+
+def refund_grant(wanted: int | None, *, total: int, refunded: int) -> int:
+    """What may go back now: ``wanted`` (None: everything) limited to what the payment still holds
+    (``total`` captured, ``refunded`` given back already). Never negative."""
+    left = max(0, total - refunded)
+    return left if wanted is None else max(0, min(wanted, left))
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +253,8 @@ class PaymentTimeout(DomainError):
 class StoreKeyRequired(Forbidden):
     code = "store-key-required"
     title = "Store sales are recorded with a POS key bound to a store"
+
+
+class BadUnitCancellation(InvalidInput):
+    code = "bad-unit-cancellation"
+    title = "These units are not open on the order"

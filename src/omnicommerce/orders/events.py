@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import BaseModel
+
 from omnicommerce.platform.events import Event
 
 
@@ -46,6 +48,28 @@ class OrderCancelled(OrderEvent):
 
 
 class OrderRefunded(OrderEvent):
+    """The order was refunded. ``refunded_amount`` is what this refund gave back to the payment:
+    its total less what returns, exchanges and cancelled units gave back before (0 when nothing
+    was left) — all of an order's refunds together are at most its total."""
+
     type: Literal["order.refunded"] = "order.refunded"
     version: Literal[1] = 1
     refunded_amount: int
+
+
+class CancelledUnits(BaseModel):
+    sku: str
+    quantity: int
+
+
+class OrderUnitsCancelled(OrderEvent):
+    """Units of the order that no location can serve were cancelled; the rest of the order carries
+    on. ``refund_amount`` (minor units: the units' price with their share of the line's discounts)
+    goes back to the original payment — for the customer's message."""
+
+    type: Literal["order.units_cancelled"] = "order.units_cancelled"
+    version: Literal[1] = 1
+    lines: list[CancelledUnits]
+    refund_amount: int
+    reason: str
+    cancellation_id: str

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 
 from omnicommerce.platform.db import UTCDateTime, metadata
 
@@ -34,6 +44,10 @@ orders = Table(
     Column("placed_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # What went back to the payment so far: the sum of the order's ``order_refunds`` rows, moved
+    # only by the conditional UPDATE that records one (``repository.add_refunded``).
+    Column("refunded_total", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("refunded_total >= 0 AND refunded_total <= total", name="refunds_within_total"),
 )
 Index("ix_orders_customer_id_id", orders.c.customer_id, orders.c.id)
 Index("ix_orders_channel_id", orders.c.channel, orders.c.id)
@@ -55,6 +69,23 @@ order_lines = Table(
     Column("adjustments", Text, nullable=False),  # JSON list
     PrimaryKeyConstraint("order_id", "line_no"),
 )
+
+# Every amount given back against an order — by the order's own refund or cancel, and by the
+# fulfillment context's partial refunds (returns, exchange surplus, cancelled units) — one row per
+# idempotency key. Append-only.
+order_refunds = Table(
+    "order_refunds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", String(20), nullable=False),  # refund | cancel | return | exchange | unfilled
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("actor", String(80), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("amount >= 0", name="amount_not_negative"),
+)
+Index("ix_order_refunds_order_id", order_refunds.c.order_id)
 
 # The built-in "test" gateway keeps its state like a real one would: keyed by the caller's
 # idempotency key, so a retry from any process replays instead of charging twice.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.orders.domain import check_payment_token
@@ -27,9 +27,14 @@ PaymentStatus = Literal[
     "error",
     "voided",
     "refunded",
+    "partially_refunded",
+    "refund_exceeds_charge",
+    "not_refundable",
     "not_found",
 ]
 SUCCESS = frozenset({"authorized", "captured"})
+# A charge that can still be refunded; "refunded" once its refunds reach what it captured.
+REFUNDABLE = frozenset({"captured", "partially_refunded"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +115,48 @@ class TestPaymentProvider:
         return self._change(reference, idempotency_key, frm=("authorized", "captured"), to="voided")
 
     def refund(self, reference: str, amount: int, idempotency_key: str) -> PaymentResult:
+        """Refund ``amount`` of a captured charge, as a real gateway does: refunds of one charge
+        never add up to more than it captured — one that would is refused
+        (``refund_exceeds_charge``, nothing recorded, so the key stays free) — and the charge is
+        ``partially_refunded`` until they reach it, then ``refunded``. Idempotent by key.
+
+        The charge row is locked first (PostgreSQL; SQLite serialises writers), so concurrent
+        refunds of one charge are checked one after the other."""
         with self.db.engine.begin() as conn:
-            charge = conn.execute(select(charges).where(charges.c.reference == reference)).first()
+            charge = conn.execute(
+                select(charges)
+                .where(charges.c.reference == reference, charges.c.kind == "charge")
+                .with_for_update()
+            ).first()
+            if (done := _by_key(conn, idempotency_key)) is not None:
+                return _result(done)  # a retry: replay the first outcome
             if charge is None:
                 return PaymentResult("not_found", None, 0)
-            currency = charge.currency
-        self._change(reference, None, frm=("captured",), to="refunded")
-        return self._record(
-            idempotency_key,
-            kind="refund",
-            parent=reference,
-            status="refunded",
-            amount=amount,
-            currency=currency,
-        )[0]
+            if charge.status not in REFUNDABLE or amount <= 0:
+                return PaymentResult("not_refundable", None, amount)
+            refunded = _refunded(conn, reference) + amount
+            if refunded > charge.amount:
+                return PaymentResult("refund_exceeds_charge", None, amount)
+            row = self._insert(
+                conn,
+                idempotency_key,
+                kind="refund",
+                parent=reference,
+                status="refunded",
+                amount=amount,
+                currency=charge.currency,
+            )
+            if row is None:  # the key was taken meanwhile by another charge's refund
+                return _result(_by_key(conn, idempotency_key))
+            conn.execute(
+                update(charges)
+                .where(charges.c.reference == reference)
+                .values(
+                    status="refunded" if refunded == charge.amount else "partially_refunded",
+                    updated_at=clock.now(),
+                )
+            )
+        return _result(row)
 
     def _record(
         self, key: str, *, kind: str, parent: str | None, status: str, amount: int, currency: str
@@ -133,6 +166,26 @@ class TestPaymentProvider:
         One ``INSERT … ON CONFLICT DO NOTHING RETURNING``; only a repeat (nothing returned; on
         PostgreSQL after waiting for a racing call with the key to commit) reads the first outcome.
         """
+        with self.db.engine.begin() as conn:
+            row = self._insert(
+                conn, key, kind=kind, parent=parent, status=status, amount=amount, currency=currency
+            )
+            if row is not None:
+                return _result(row), True
+            return _result(_by_key(conn, key)), False  # a retry: replay the first outcome
+
+    def _insert(
+        self,
+        conn: Connection,
+        key: str,
+        *,
+        kind: str,
+        parent: str | None,
+        status: str,
+        amount: int,
+        currency: str,
+    ) -> Row | None:
+        """The operation's row, or None when ``key`` was recorded already."""
         now = clock.now()
         params = {
             "idempotency_key": key,
@@ -145,11 +198,7 @@ class TestPaymentProvider:
             "created_at": now,
             "updated_at": now,
         }
-        with self.db.engine.begin() as conn:
-            row = direct.execute(conn, _INSERT_CHARGE[self.db.dialect], params).first()
-            if row is not None:
-                return _result(row), True
-            return _result(_by_key(conn, key)), False  # a retry: replay the first outcome
+        return direct.execute(conn, _INSERT_CHARGE[self.db.dialect], params).first()
 
     def _change(
         self, reference: str | None, key: str | None, *, frm: tuple[str, ...], to: str
@@ -176,6 +225,16 @@ _INSERT_CHARGE = {
 
 def _by_key(conn: Connection, key: str) -> Row | None:
     return conn.execute(select(charges).where(charges.c.idempotency_key == key)).first()
+
+
+def _refunded(conn: Connection, reference: str) -> int:
+    """What the charge's refunds gave back so far."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(charges.c.amount), 0)).where(
+            charges.c.parent_reference == reference, charges.c.kind == "refund"
+        )
+    ).scalar_one()
+    return int(total)
 
 
 def _result(row: Row | None) -> PaymentResult:

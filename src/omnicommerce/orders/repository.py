@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, String, bindparam, insert, or_, select, te
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.customers.privacy.domain import Subject
-from omnicommerce.orders.domain import Order, OrderLine, Payment, StatusChange
-from omnicommerce.orders.models import order_lines, orders
+from omnicommerce.orders.domain import Order, OrderLine, OrderRefund, Payment, StatusChange
+from omnicommerce.orders.models import order_lines, order_refunds, orders
 from omnicommerce.orders.models import orders as orders_table
 from omnicommerce.platform import clock, direct
 from omnicommerce.platform.auth import Principal
@@ -63,7 +63,7 @@ def search(
     actor: Principal,
     *,
     channel: str | None,
-    customer_id: str | None,
+    customer_ids: Sequence[str] | None,
     status: str | None,
     since: datetime | None,
     before_id: str | None,
@@ -73,8 +73,8 @@ def search(
     conds: list[ColumnElement[bool]] = [visible_to(actor)]
     if channel is not None:
         conds.append(orders.c.channel == channel)
-    if customer_id is not None:
-        conds.append(orders.c.customer_id == customer_id)
+    if customer_ids is not None:
+        conds.append(orders.c.customer_id.in_(list(customer_ids)))
     if status is not None:
         conds.append(orders.c.status == status)
     if since is not None:
@@ -152,6 +152,7 @@ def _order(r: Row[Any], lines: list[OrderLine]) -> Order:
         placed_at=r.placed_at,
         created_at=r.created_at,
         lines=lines,
+        refunded_total=r.refunded_total,
         history=tuple(
             StatusChange(
                 h["seq"], h["from_status"], h["to_status"], h["actor"], datetime.fromisoformat(h["at"])
@@ -186,6 +187,7 @@ def order_row(o: Order, *, source: str) -> dict[str, Any]:
         "placed_at": o.placed_at,
         "created_at": o.created_at,
         "updated_at": o.created_at,
+        "refunded_total": o.refunded_total,
     }
 
 
@@ -275,6 +277,73 @@ def _history(history: Sequence[StatusChange]) -> str:
             for h in history
         ]
     ).decode()
+
+
+# --- the refund ledger ---------------------------------------------------------------------------
+
+
+def refund_position(conn: Connection, order_id: str, key: str) -> tuple[int, int, OrderRefund | None] | None:
+    """(total, refunded so far, the entry recorded under ``key`` if any) of the order; None when
+    there is no such order. One statement."""
+    entry = order_refunds.alias("entry")
+    row = conn.execute(
+        select(orders.c.total, orders.c.refunded_total, entry)
+        .outerjoin(entry, (entry.c.order_id == orders.c.id) & (entry.c.idempotency_key == key))
+        .where(orders.c.id == order_id)
+    ).first()
+    if row is None:
+        return None
+    return int(row.total), int(row.refunded_total), _refund(row) if row.id is not None else None
+
+
+def add_refunded(conn: Connection, order_id: str, *, seen: int, amount: int) -> bool:
+    """THE conditional write that keeps refunds within the capture: the order's running total
+    moves from ``seen`` by ``amount`` only if nobody moved it meanwhile and it stays within the
+    order's total (a CHECK constraint stands behind it). On PostgreSQL a concurrent recorder waits
+    for the row lock, then finds ``seen`` stale and changes nothing; SQLite serialises writers."""
+    res = conn.execute(
+        update(orders)
+        .where(
+            orders.c.id == order_id,
+            orders.c.refunded_total == seen,
+            orders.c.refunded_total + amount <= orders.c.total,
+        )
+        .values(refunded_total=orders.c.refunded_total + amount)
+    )
+    return res.rowcount == 1
+
+
+def insert_refund(conn: Connection, refund: OrderRefund) -> None:
+    conn.execute(
+        insert(order_refunds).values(
+            id=refund.id,
+            order_id=refund.order_id,
+            amount=refund.amount,
+            reason=refund.reason,
+            idempotency_key=refund.key,
+            actor=refund.actor,
+            created_at=refund.created_at,
+        )
+    )
+
+
+def refunds_of(conn: Connection, order_id: str) -> list[OrderRefund]:
+    rows = conn.execute(
+        select(order_refunds).where(order_refunds.c.order_id == order_id).order_by(order_refunds.c.id)
+    )
+    return [_refund(r) for r in rows]
+
+
+def _refund(r: Row[Any]) -> OrderRefund:
+    return OrderRefund(
+        id=r.id,
+        order_id=r.order_id,
+        amount=int(r.amount),
+        reason=r.reason,
+        key=r.idempotency_key,
+        actor=r.actor,
+        created_at=r.created_at,
+    )
 
 
 # --- privacy requests (found by name by customers.privacy) ---------------------------------------

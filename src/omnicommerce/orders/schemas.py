@@ -88,6 +88,9 @@ class OrderOut(BaseModel):
     subtotal: int
     discount_total: int
     total: int
+    refunded_total: int = Field(
+        default=0, description="Given back to the payment so far (refunds, returns, cancelled units)"
+    )
     fulfillment: dict[str, Any] | None
     payment: PaymentOut
     placed_at: datetime

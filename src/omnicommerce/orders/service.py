@@ -14,32 +14,40 @@ from typing import Any
 from omnicommerce.carts import service as carts
 from omnicommerce.carts.domain import Cart, display_name
 from omnicommerce.catalog import service as catalog
+from omnicommerce.customers import service as customers
 from omnicommerce.customers.privacy.domain import Subject
 from omnicommerce.inventory import service as inventory
 from omnicommerce.orders import repository as repo
 from omnicommerce.orders.domain import (
     Action,
+    BadUnitCancellation,
     HistoricalOrder,
+    IllegalTransition,
     Order,
     OrderChanged,
     OrderLine,
     OrderNotFound,
+    OrderRefund,
     Payment,
+    RefundReason,
     Status,
     StatusChange,
     StoreKeyRequired,
     new_order_number,
     next_status,
+    refund_grant,
 )
 from omnicommerce.orders.events import (
+    CancelledUnits,
     OrderCancelled,
     OrderCompleted,
     OrderPaid,
     OrderPlaced,
     OrderRefunded,
+    OrderUnitsCancelled,
 )
 from omnicommerce.platform import clock
-from omnicommerce.platform.auth import Principal
+from omnicommerce.platform.auth import SYSTEM, Principal
 from omnicommerce.platform.channels import get_channel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.ids import new_id
@@ -76,11 +84,34 @@ def list_orders(
     limit: int = 50,
 ) -> list[Order]:
     """Newest first, scoped to the caller; returns up to ``limit + 1`` (the extra one = more follow)."""
+    return _search(
+        uow,
+        actor,
+        channel=channel,
+        customer_ids=None if customer_id is None else [customer_id],
+        status=status,
+        since=since,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def _search(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    channel: str | None = None,
+    customer_ids: list[str] | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> list[Order]:
     return repo.search(
         uow.conn,
         actor,
         channel=channel,
-        customer_id=customer_id,
+        customer_ids=customer_ids,
         status=status,
         since=since,
         before_id=decode_cursor(cursor),
@@ -91,10 +122,15 @@ def list_orders(
 def customer_orders(
     uow: UnitOfWork, actor: Principal, customer_id: str, *, cursor: str | None = None, limit: int = 50
 ) -> list[Order]:
-    """Every channel's orders of one customer; a customer reaches only its own (else 404)."""
-    if actor.is_customer and actor.customer_id != customer_id:
-        raise OrderNotFound(f"no customer {customer_id!r}")
-    return list_orders(uow, actor, customer_id=customer_id, cursor=cursor, limit=limit)
+    """Every channel's orders of one person: those of every account of their profile (an account
+    merged into another is the same person). A customer reaches them when it is one of those
+    accounts (else 404); others see what their reach allows."""
+    accounts = customers.profile_accounts(uow, customer_id) or [customer_id]
+    if actor.is_customer:
+        if actor.customer_id not in accounts:
+            raise OrderNotFound(f"no customer {customer_id!r}")
+        actor = SYSTEM  # the person's own orders, whichever of their accounts placed them
+    return _search(uow, actor, customer_ids=accounts, cursor=cursor, limit=limit)
 
 
 # --- creating ----------------------------------------------------------------------------------
@@ -294,10 +330,13 @@ def cancel_order(uow: UnitOfWork, actor: Principal, order: Order, *, payment_sta
     return order
 
 
-def refund_order(uow: UnitOfWork, actor: Principal, order: Order, *, payment_status: str) -> Order:
-    """Mark refunded after the provider refunded the full total (returns of goods are separate)."""
+def refund_order(
+    uow: UnitOfWork, actor: Principal, order: Order, *, payment_status: str, amount: int | None = None
+) -> Order:
+    """Mark refunded after the provider gave back ``amount`` — what the payment still held, as
+    recorded by :func:`claim_rest` (None: the full total, for callers that predate the ledger)."""
     order = _transition(uow, actor, order, Action.REFUND, payment_status=payment_status)
-    uow.emit(OrderRefunded(**_facts(order), refunded_amount=order.total))
+    uow.emit(OrderRefunded(**_facts(order), refunded_amount=order.total if amount is None else amount))
     return order
 
 
@@ -400,3 +439,104 @@ def erase_customer_pii(uow: UnitOfWork, subject: Subject) -> int:
     """Email and delivery address out of the person's orders. The financial record stays: amounts,
     SKUs, quantities, dates, payment reference and status history (which names no person)."""
     return repo.erase_customer_pii(uow.conn, subject)
+
+
+# --- units no location can serve (called by the fulfillment context) -------------------------------
+
+# Orders whose units may still be cancelled one by one: paid, and not yet completed or refunded.
+_UNITS_CANCELLABLE = frozenset({Status.PAID, Status.FULFILLING})
+
+
+def cancel_units(
+    uow: UnitOfWork,
+    actor: Principal,
+    order_id: str,
+    *,
+    units: Mapping[str, int],
+    refund_amount: int,
+    reason: str,
+    cancellation_id: str,
+) -> Order:
+    """Cancel ``units`` (sku → units) of a paid order that no location can serve, while the rest
+    carries on: ``order.units_cancelled`` tells the customer, with the ``refund_amount`` the caller
+    owes back to the original payment (it records the units and pays the refund after commit,
+    keyed by ``cancellation_id``). The order's status and totals stay: they are what was charged.
+    Raises ``BadUnitCancellation`` for units the order does not have, ``IllegalTransition`` when
+    the order is no longer paid or being fulfilled."""
+    order = get_order(uow, actor, order_id)
+    if order.status not in _UNITS_CANCELLABLE:
+        raise IllegalTransition(
+            f"cannot cancel units of an order that is {order.status}",
+            status_now=order.status,
+            action="cancel",
+        )
+    ordered = {ln.sku: ln.quantity for ln in order.lines}
+    bad = sorted(sku for sku, n in units.items() if n <= 0 or n > ordered.get(sku, 0))
+    if bad or not units or refund_amount < 0:
+        raise BadUnitCancellation(f"units of {', '.join(bad) or 'nothing'} are not on order {order.id!r}")
+    uow.emit(
+        OrderUnitsCancelled(
+            **_facts(order),
+            lines=[CancelledUnits(sku=sku, quantity=n) for sku, n in sorted(units.items())],
+            refund_amount=refund_amount,
+            reason=reason,
+            cancellation_id=cancellation_id,
+        )
+    )
+    return order
+
+
+# --- the refund ledger: every amount given back against an order --------------------------------
+
+# Attempts of the conditional write before giving up with 409: each lost attempt means another
+# refund of the order committed meanwhile, so this bounds the waiting, not correctness.
+_REFUND_ATTEMPTS = 20
+
+
+def record_refund(
+    uow: UnitOfWork, actor: Principal, order_id: str, *, amount: int | None, reason: str, key: str
+) -> OrderRefund:
+    """Record that ``amount`` (minor units; None: everything left) goes back to the order's
+    payment, limited to what the payment still holds — the returned entry says what was granted,
+    0 when nothing is left. The one way money is promised back against an order: the orders
+    context's refund and cancel, and the fulfillment context's partial refunds (returns, exchange
+    surplus, cancelled units) in the transaction that records its own side. The provider is
+    called after commit, keyed like the entry. Idempotent by ``key``: a repeat answers the first
+    entry. Raises ``OrderNotFound``, and ``OrderChanged`` only under extreme contention."""
+    for _ in range(_REFUND_ATTEMPTS):
+        position = repo.refund_position(uow.conn, order_id, key)
+        if position is None:
+            raise OrderNotFound(f"no order {order_id!r}")
+        total, refunded, recorded = position
+        if recorded is not None:
+            return recorded
+        granted = refund_grant(amount, total=total, refunded=refunded)
+        if repo.add_refunded(uow.conn, order_id, seen=refunded, amount=granted):
+            entry = OrderRefund(new_id("orf"), order_id, granted, str(reason), key, actor.id, clock.now())
+            repo.insert_refund(uow.conn, entry)
+            return entry
+    raise OrderChanged(f"refunds of order {order_id!r} keep changing; retry")
+
+
+def refunds_of(uow: UnitOfWork, order_id: str) -> list[OrderRefund]:
+    """The order's refund ledger, oldest first."""
+    return repo.refunds_of(uow.conn, order_id)
+
+
+def claim_rest(uow: UnitOfWork, actor: Principal, order_id: str, action: Action) -> tuple[Order, OrderRefund]:
+    """First step of cancel and refund: the order, if ``action`` is legal for it now, and the
+    ledger entry claiming everything its payment still holds (its total less what returns,
+    exchanges and cancelled units gave back). One such entry per order, keyed ``balance:<order>``
+    whichever action made it: a retry after a provider failure — or a refund after a failed
+    cancel — finds the same entry and calls the provider with the same key, so what was claimed
+    is paid once and nothing claimed is left unpaid. An authorized, uncaptured payment claims
+    nothing: voiding releases it whole."""
+    order = check_action(uow, actor, order_id, action)
+    wanted = 0 if order.payment.status == "authorized" else None
+    reason = RefundReason.CANCEL if action == Action.CANCEL else RefundReason.REFUND
+    entry = record_refund(uow, actor, order.id, amount=wanted, reason=reason, key=_balance_key(order))
+    return get_order(uow, actor, order.id), entry  # with its refunded total as it now stands
+
+
+def _balance_key(order: Order) -> str:
+    return f"balance:{order.id}"

@@ -7,6 +7,7 @@ from omnicommerce.customers import service
 from omnicommerce.platform.auth import Scope
 from omnicommerce.platform.db import Database
 from tests.conftest import bearer, make_key
+from tests.integration.orders.shop import DC, new_cart, seed
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -108,3 +109,37 @@ def test_me_carts_are_the_whole_persons_until_an_unmerge(
 
     assert client.post(f"{API}/customers/{b}/unmerge", headers=admin_headers).status_code == 200
     assert my_carts(a_token) == {carts[a]} and my_carts(b_token) == {carts[b]}
+
+
+def test_one_order_history_for_the_person_until_an_unmerge(
+    client: TestClient, db: Database, admin_headers: dict[str, str]
+) -> None:
+    seed(db, {"MUG": {DC: 5}}, prices={"MUG": 1250})
+    a, a_token = _sign_up(client, email="ada@example.com")
+    b, b_token = _sign_up(client, phone="+14155550123")
+    placed = {}
+    for who, token in ((a, a_token), (b, b_token)):
+        cart_id = new_cart(client, token, {"MUG": 1}, channel="web")
+        res = client.post(
+            f"{API}/carts/{cart_id}/checkout", json={"payment_token": "tok_visa"}, headers=token
+        )
+        assert res.status_code == 201 and res.json()["customer_id"] == who, res.text
+        placed[who] = res.json()["id"]
+    key = make_key(db, Scope.EVENTS_WRITE)
+    _identify(client, key, "m1", anonymousId="anon-b", traits={"phone": "+1 415 555 0123"})
+    assert _identify(client, key, "m2", anonymousId="anon-b", traits={"email": "ada@example.com"}) == a
+
+    def orders(path: str, headers: dict[str, str]) -> set[str]:
+        res = client.get(API + path, headers=headers)
+        assert res.status_code == 200, res.text
+        return {o["id"] for o in res.json()["items"]}
+
+    both = {placed[a], placed[b]}
+    assert orders("/me/orders", a_token) == orders("/me/orders", b_token) == both
+    assert orders(f"/customers/{a}/orders", admin_headers) == both  # the survivor's whole history
+    assert orders(f"/customers/{b}/orders", b_token) == both
+    _other, other_token = _sign_up(client, email="grace@example.com")
+    assert client.get(f"{API}/customers/{a}/orders", headers=other_token).status_code == 404
+
+    assert client.post(f"{API}/customers/{b}/unmerge", headers=admin_headers).status_code == 200
+    assert orders("/me/orders", a_token) == {placed[a]} and orders("/me/orders", b_token) == {placed[b]}
