@@ -5,6 +5,7 @@ from omnicommerce.catalog import models as catalog_models  # noqa: F401
 from omnicommerce.customers import models as customers_models  # noqa: F401
 from omnicommerce.customers.privacy import models as privacy_models  # noqa: F401
 from omnicommerce.customers.segments import models as segments_models  # noqa: F401
+from omnicommerce.engagement import models as engagement_models  # noqa: F401
 from omnicommerce.fulfillment import models as fulfillment_models  # noqa: F401
 from omnicommerce.integrations import models as integrations_models  # noqa: F401
 from omnicommerce.inventory import models as inventory_models  # noqa: F401
