@@ -80,9 +80,6 @@ class Result:
     def scalar(self) -> Any:
         return self._rows[0][0] if self._rows else None
 
-    def scalars(self) -> list[Any]:
-        return [r[0] for r in self._rows]
-
     def __iter__(self) -> Iterator[Any]:
         return iter(self._rows)
 

@@ -36,8 +36,3 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
-
-
-def warm_up() -> None:
-    """Compute the dummy hash ahead of the first failed sign-in (keeps its timing honest)."""
-    _dummy_hash()
