@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     update,
@@ -68,6 +69,10 @@ outbox = Table(
     Column("payload", Text, nullable=False),
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("published_at", UTCDateTime(), nullable=True, index=True),
+    # Where the NATS relay's PubAck put the event in the JetStream stream (null: in process).
+    Column("stream_seq", BigInteger, nullable=True),
+    # Set by a privacy erasure that redacted the payload: the stream copy must be replaced.
+    Column("stream_redaction_due", UTCDateTime(), nullable=True, index=True),
 )
 
 processed_events = Table(
@@ -218,11 +223,21 @@ def claim_pending(limit: int) -> Select[Any]:
     return pending(limit).with_for_update(skip_locked=True)
 
 
-def mark_published(uow: UnitOfWork, rows: Sequence[Row[Any]]) -> None:
-    if rows:
-        uow.conn.execute(
-            update(outbox).where(outbox.c.seq.in_([r.seq for r in rows])).values(published_at=clock.now())
-        )
+def mark_published(uow: UnitOfWork, rows: Sequence[Row[Any]], stream_seqs: Sequence[int] | None) -> None:
+    """Rows delivered; ``stream_seqs`` (in row order) are their positions in the NATS stream."""
+    if not rows:
+        return
+    now = clock.now()
+    if stream_seqs is None:
+        keys = [r.seq for r in rows]
+        uow.conn.execute(update(outbox).where(outbox.c.seq.in_(keys)).values(published_at=now))
+        return
+    uow.conn.execute(
+        update(outbox)
+        .where(outbox.c.seq == bindparam("row_seq"))
+        .values(published_at=now, stream_seq=bindparam("at")),
+        [{"row_seq": r.seq, "at": at} for r, at in zip(rows, stream_seqs, strict=True)],
+    )
 
 
 class OutboxRelay(BackgroundLoop):
@@ -243,8 +258,9 @@ class OutboxRelay(BackgroundLoop):
         self._last_pass = 0.0
         db.on_events_committed(self._dirty.set)
 
-    def _send(self, rows: Sequence[Row[Any]]) -> None:
-        """Hand ``rows`` on; return only once they are safely delivered (raise otherwise)."""
+    def _send(self, rows: Sequence[Row[Any]]) -> Sequence[int] | None:
+        """Hand ``rows`` on; return only once they are safely delivered (raise otherwise), with
+        their positions in the stream they went to (None: delivered in process)."""
         raise NotImplementedError
 
     def run_once(self, limit: int = 500) -> int:
@@ -258,15 +274,14 @@ class OutboxRelay(BackgroundLoop):
         if self.db.dialect == "postgresql":
             with self.db.uow() as uow:
                 rows = uow.conn.execute(claim_pending(limit)).all()
-                self._send(rows)
-                mark_published(uow, rows)
+                mark_published(uow, rows, self._send(rows))
                 uow.commit()
             return len(rows)
         with self.db.uow(readonly=True) as reader:
             rows = reader.conn.execute(pending(limit)).all()
-        self._send(rows)
+        stream_seqs = self._send(rows)
         with self.db.uow() as uow:
-            mark_published(uow, rows)
+            mark_published(uow, rows, stream_seqs)
             uow.commit()
         return len(rows)
 
@@ -312,5 +327,14 @@ def erase_outbox_pii(uow: UnitOfWork, *, keys: Collection[str], terms: Collectio
     """Privacy erasure: redact personal data in the payloads of outbox rows that mention the
     person (``keys``: their ids and contacts; ``terms``: their identifying strings). Published
     rows and rows still waiting alike; the documents keep their shape, so a waiting event is
-    still delivered, without the personal data. Returns the rows changed."""
-    return redact_documents(uow.conn, outbox, outbox.c.seq, outbox.c.payload, mentioning=keys, terms=terms)
+    still delivered, without the personal data. Each changed row is marked so the NATS relay
+    replaces its copy in the stream (``stream.NatsRelay``). Returns the rows changed."""
+    return redact_documents(
+        uow.conn,
+        outbox,
+        outbox.c.seq,
+        outbox.c.payload,
+        mentioning=keys,
+        terms=terms,
+        also={"stream_redaction_due": clock.now()},
+    )

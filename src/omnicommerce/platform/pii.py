@@ -130,10 +130,11 @@ def redact_documents(
     *,
     mentioning: Collection[str],
     terms: Collection[str],
+    also: Mapping[str, Any] | None = None,
 ) -> int:
     """Redact (:func:`redact_json_text`) the ``document`` column of every row of ``table`` that
-    mentions one of ``mentioning`` (the person's ids and contacts); returns the rows changed.
-    One scan and one executemany."""
+    mentions one of ``mentioning`` (the person's ids and contacts), setting the columns in
+    ``also`` on the rows changed; returns how many. One scan and one executemany."""
     if not mentioning:
         return 0
     rows = conn.execute(select(key, document).where(mentions_any(document, mentioning))).all()
@@ -144,7 +145,9 @@ def redact_documents(
             changed.append({"row_key": row_key, "new_text": redacted})
     if changed:
         conn.execute(
-            update(table).where(key == bindparam("row_key")).values({document.name: bindparam("new_text")}),
+            update(table)
+            .where(key == bindparam("row_key"))
+            .values({document.name: bindparam("new_text"), **(also or {})}),
             changed,
         )
     return len(changed)

@@ -27,8 +27,9 @@ import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RawStreamMsg, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.engine import Row
 
 from omnicommerce.platform.config import Settings
@@ -40,6 +41,7 @@ from omnicommerce.platform.outbox import (
     Relay,
     Subscription,
     handle_once,
+    outbox,
 )
 
 log = logging.getLogger("omnicommerce.stream")
@@ -215,11 +217,41 @@ class NatsRelay(OutboxRelay):
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
 
-    def _send(self, rows: Sequence[Row[Any]]) -> None:
-        if rows:
-            if self._io is None:
-                self._io = LoopThread("omni-nats-io")
-            self._io.call(self._publish(rows), timeout=PUBLISH_TIMEOUT_SECONDS * 2 + 5)
+    def _send(self, rows: Sequence[Row[Any]]) -> list[int]:
+        return self._call(self._publish(rows)) if rows else []
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._io is None:
+            self._io = LoopThread("omni-nats-io")
+        return self._io.call(coro, timeout=PUBLISH_TIMEOUT_SECONDS * 2 + 5)
+
+    def run_once(self, limit: int = 500) -> int:
+        return super().run_once(limit) + self.replace_redacted(REDACTION_BATCH)
+
+    def replace_redacted(self, limit: int) -> int:
+        """Privacy erasure, stream side: each outbox row an erasure redacted has its copy in the
+        stream (and any dead letter of it) replaced by the redacted document — published anew,
+        then the old message deleted (NATS overwrites its bytes on disk). Consumers that had not
+        read the event yet still get it, without the personal data; ours skip it if they had
+        (``processed_events``). Returns the rows done."""
+        with self.db.uow(readonly=True) as reader:
+            rows = reader.conn.execute(_redaction_due(limit)).all()
+        if not rows:
+            return 0
+        new_seqs = self._call(self._replace(rows))
+        with self.db.uow() as uow:
+            # Only rows not redacted again meanwhile (a second erasure): those go round once more.
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.seq == bindparam("row_seq"), outbox.c.payload == bindparam("read"))
+                .values(stream_redaction_due=None, stream_seq=bindparam("at")),
+                [
+                    {"row_seq": r.seq, "read": r.payload, "at": at}
+                    for r, at in zip(rows, new_seqs, strict=True)
+                ],
+            )
+            uow.commit()
+        return len(rows)
 
     async def _jetstream(self) -> JetStreamContext:
         if self._js is None or self._nc is None or self._nc.is_closed:
@@ -232,10 +264,11 @@ class NatsRelay(OutboxRelay):
             await ensure_stream(self._js, self.cfg)
         return self._js
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> None:
+    async def _publish(self, rows: Sequence[Row[Any]]) -> list[int]:
         js = await self._jetstream()
         # All publishes in flight at once, then every PubAck awaited: one round trip per batch.
-        await asyncio.gather(
+        # A copy JetStream dropped as a duplicate is acknowledged with the first one's position.
+        acks = await asyncio.gather(
             *(
                 js.publish(
                     self.cfg.subject(row.subject),
@@ -246,6 +279,49 @@ class NatsRelay(OutboxRelay):
                 for row in rows
             )
         )
+        return [ack.seq for ack in acks]
+
+    async def _replace(self, rows: Sequence[Row[Any]]) -> list[int | None]:
+        js = await self._jetstream()
+        new_seqs = [await self._replace_copy(js, row) for row in rows]
+        await self._replace_dead_letters(js, {row.id: row for row in rows})
+        return new_seqs
+
+    async def _replace_copy(self, js: JetStreamContext, row: Row[Any]) -> int | None:
+        """The stream position of the redacted copy, or the row's old one when the stream no
+        longer holds the event (its limits dropped it, or the stream was recreated)."""
+        if row.stream_seq is None:
+            return None  # delivered in process, or published before positions were recorded
+        old = await _stored(js, self.cfg.stream, row.stream_seq)
+        if old is None or _event_id(old.headers) != row.id:
+            return row.stream_seq
+        new_seq = await self._republish(js, old, message_body(row), f"{row.id}~{row.stream_seq}")
+        await _erase(js, self.cfg.stream, row.stream_seq)
+        return new_seq
+
+    async def _replace_dead_letters(self, js: JetStreamContext, rows: dict[str, Row[Any]]) -> None:
+        """Dead letters are copies too; the DLQ is small, so it is read through (up to where the
+        stream ended when the pass began: the replacements go after that)."""
+        end = (await js.stream_info(self.cfg.stream)).state.last_seq
+        seq = 1
+        while (old := await _next_stored(js, self.cfg.stream, seq, self.cfg.dlq_subject("*"))) is not None:
+            if old.seq is None or old.seq > end:
+                break
+            seq = old.seq + 1
+            # A dead letter's id is "dlq:<durable>:<event id>[~<replaced position>]".
+            letter_id = (old.headers or {}).get("Nats-Msg-Id", "")
+            row = rows.get(_event_id({"Nats-Msg-Id": letter_id.rsplit(":", 1)[-1]}))
+            if row is None:
+                continue
+            await self._republish(js, old, message_body(row), f"{letter_id.split('~')[0]}~{old.seq}")
+            await _erase(js, self.cfg.stream, old.seq)
+
+    async def _republish(self, js: JetStreamContext, old: RawStreamMsg, body: bytes, msg_id: str) -> int:
+        # The id names the message it replaces: a pass repeated after a crash is dropped as a
+        # duplicate instead of leaving a second copy.
+        headers = {**(old.headers or {}), "Nats-Msg-Id": msg_id, "Omni-Redacted": "true"}
+        ack = await js.publish(old.subject or "", body, timeout=PUBLISH_TIMEOUT_SECONDS, headers=headers)
+        return ack.seq
 
     def stop(self) -> None:
         super().stop()
@@ -256,6 +332,53 @@ class NatsRelay(OutboxRelay):
                 self._io.call(self._nc.close(), timeout=5)
         self._io.close()
         self._io = None
+
+
+REDACTION_BATCH = 100
+
+
+def _redaction_due(limit: int) -> Select[Any]:
+    """Published outbox rows an erasure redacted, oldest first."""
+    return (
+        select(
+            outbox.c.seq,
+            outbox.c.id,
+            outbox.c.type,
+            outbox.c.version,
+            outbox.c.occurred_at,
+            outbox.c.payload,
+            outbox.c.stream_seq,
+        )
+        .where(outbox.c.stream_redaction_due.is_not(None), outbox.c.published_at.is_not(None))
+        .order_by(outbox.c.seq)
+        .limit(limit)
+    )
+
+
+def _event_id(headers: dict[str, str] | None) -> str:
+    """The event a stream message carries: its ``Nats-Msg-Id`` before any ``~`` (replacements)."""
+    return (headers or {}).get("Nats-Msg-Id", "").split("~")[0]
+
+
+async def _stored(js: JetStreamContext, stream: str, seq: int) -> RawStreamMsg | None:
+    try:
+        return await js.get_msg(stream, seq=seq)
+    except NotFoundError:
+        return None
+
+
+async def _next_stored(js: JetStreamContext, stream: str, seq: int, subject: str) -> RawStreamMsg | None:
+    """The first message at or after ``seq`` on ``subject`` (wildcards allowed)."""
+    try:
+        return await js.get_msg(stream, seq=seq, subject=subject, next=True)
+    except NotFoundError:
+        return None
+
+
+async def _erase(js: JetStreamContext, stream: str, seq: int) -> None:
+    """Delete one message; without ``no_erase`` the server overwrites its bytes on disk."""
+    with contextlib.suppress(NotFoundError):  # a repeated pass: already gone
+        await js.delete_msg(stream, seq)
 
 
 def make_relay(db: Database, settings: Settings, subscriptions: Sequence[Subscription]) -> OutboxRelay:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Literal
 
+import nats
 import orjson
 import pytest
 from sqlalchemy import ColumnElement, Table, func, select, update
 
+from omnicommerce.platform import clock
 from omnicommerce.platform.db import Database, UnitOfWork
 from omnicommerce.platform.events import Event
 from omnicommerce.platform.outbox import (
@@ -90,6 +93,70 @@ def test_relay_publishes_each_event_once_by_its_id(db: Database, cfg: StreamSett
     doc = orjson.loads(stored[0].data)
     assert doc["id"] == ids[0] and doc["type"] == "test.parcel_scanned" and doc["version"] == 1
     assert doc["parcel_id"] == "p0" and doc["occurred_at"]
+
+
+def stream_positions(db: Database) -> dict[str, int | None]:
+    with db.engine.connect() as conn:
+        return {r.id: r.stream_seq for r in conn.execute(select(outbox.c.id, outbox.c.stream_seq))}
+
+
+def redact(db: Database, event_id: str, parcel_id: str) -> None:
+    """What a privacy erasure does to an outbox row (``erase_outbox_pii``)."""
+    payload = orjson.dumps({"parcel_id": parcel_id}).decode()
+    with db.engine.begin() as conn:
+        due = {"payload": payload, "stream_redaction_due": clock.now()}
+        conn.execute(update(outbox).where(outbox.c.id == event_id).values(due))
+
+
+def test_relay_records_where_each_event_sits_in_the_stream(db: Database, cfg: StreamSettings) -> None:
+    ids = emit(db, 3)
+    relay = NatsRelay(db, cfg)
+    try:
+        relay.drain()
+        first = stream_positions(db)
+        assert sorted(first.values()) == [1, 2, 3]  # type: ignore[type-var]
+        # Published again after a crash: the copies are dropped and the first positions come back.
+        with db.engine.begin() as conn:
+            conn.execute(update(outbox).values(published_at=None, stream_seq=None))
+        relay.drain()
+        assert stream_positions(db) == first
+    finally:
+        relay.stop()
+    assert [m.msg_id for m in stream_messages(cfg)] == ids
+
+
+def test_a_copy_redacted_twice_is_replaced_twice_and_an_expired_one_not_at_all(
+    db: Database, cfg: StreamSettings
+) -> None:
+    kept, expired = emit(db, 2)
+    relay = NatsRelay(db, cfg)
+    try:
+        relay.drain()
+        publish_raw(cfg, f"{cfg.prefix}.platform.noise", b"{}")  # the stream moved on meanwhile
+        gone = stream_positions(db)[expired]
+        asyncio.run(_delete_message(cfg, gone))  # as the stream's limits would
+        redact(db, kept, "[erased]")
+        redact(db, expired, "[erased]")
+        assert relay.replace_redacted(100) == 2
+        once = stream_positions(db)
+        redact(db, kept, "[erased twice]")
+        assert relay.replace_redacted(100) == 1
+        assert relay.replace_redacted(100) == 0
+    finally:
+        relay.stop()
+    stored = {m.msg_id: orjson.loads(m.data) for m in stream_messages(cfg) if m.msg_id}
+    # One copy of the kept event, the latest redaction; nothing for the expired one.
+    assert [(i.split("~")[0], doc["parcel_id"]) for i, doc in stored.items()] == [(kept, "[erased twice]")]
+    assert stream_positions(db)[expired] == gone and once[kept] == 4  # 1, 2 and the noise before it
+    assert stream_positions(db)[kept] == 5
+
+
+async def _delete_message(cfg: StreamSettings, seq: int | None) -> None:
+    nc = await nats.connect(cfg.url)
+    try:
+        assert seq is not None and await nc.jetstream().delete_msg(cfg.stream, seq)
+    finally:
+        await nc.close()
 
 
 def test_two_relays_at_once_publish_every_event_once(db: Database, cfg: StreamSettings) -> None:
