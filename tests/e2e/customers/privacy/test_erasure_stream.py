@@ -158,7 +158,7 @@ async def _ids_at(cfg: StreamSettings, seqs: list[int]) -> list[str]:
     nc = await nats.connect(cfg.url)
     try:
         js = nc.jetstream()
-        ids = [(await js.get_msg(cfg.stream, seq=s)).headers["Nats-Msg-Id"] for s in seqs]
+        ids = [((await js.get_msg(cfg.stream, seq=s)).headers or {})["Nats-Msg-Id"] for s in seqs]
         return [i.split("~")[0] + "~" if "~" in i else i for i in ids]
     finally:
         await nc.close()
