@@ -88,15 +88,10 @@ def quote_cart(uow: UnitOfWork, cart: Cart) -> Quote:
 
 
 def list_for_customer(uow: UnitOfWork, actor: Principal, customer_id: str) -> list[Cart]:
-    """The person's open (or checking-out) carts across every channel, with lines: the carts of
-    every account of their profile (an account merged into another is the same person). A
-    customer reaches them when it is one of those accounts; others see what their reach allows."""
-    accounts = customers.profile_accounts(uow, customer_id) or [customer_id]
-    if actor.is_customer:
-        if actor.customer_id not in accounts:
-            return []
-        actor = SYSTEM  # the person's own carts, whichever of their accounts holds them
-    return repo.list_for_customer(uow.conn, accounts, actor=actor, statuses=list(ACTIVE))
+    """The person's open (or checking-out) carts across every channel and every account of their
+    profile (``customers.person_accounts``), with lines."""
+    accounts, reader = customers.person_accounts(uow, actor, customer_id)
+    return repo.list_for_customer(uow.conn, accounts, actor=reader, statuses=list(ACTIVE))
 
 
 # --- opening -----------------------------------------------------------------------------------

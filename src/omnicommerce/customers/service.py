@@ -33,7 +33,7 @@ from omnicommerce.customers.events import (
 from omnicommerce.customers.privacy.service import check_not_suppressed
 from omnicommerce.customers.schemas import Customer, CustomerCreate, CustomerUpdate, SignUp, TokenPair
 from omnicommerce.platform import clock
-from omnicommerce.platform.auth import Principal, Scope, issue_access_token
+from omnicommerce.platform.auth import SYSTEM, Principal, Scope, issue_access_token
 from omnicommerce.platform.channels import get_channel, resolve_channel
 from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import UnitOfWork
@@ -446,6 +446,19 @@ def verify_otp(uow: UnitOfWork, *, email: str, code: str, channel: str, settings
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def person_accounts(uow: UnitOfWork, actor: Principal, customer_id: str) -> tuple[list[str], Principal]:
+    """The accounts of the person ``customer_id`` is (:func:`profile_accounts`), and the principal
+    to read their records with: for a customer who is one of those accounts, :data:`SYSTEM` (the
+    person's records, whichever account holds them); for anyone else, the caller (its own reach
+    still applies). A customer who is not that person: ``CustomerNotFound`` (404)."""
+    accounts = profile_accounts(uow, customer_id) or [customer_id]
+    if not actor.is_customer:
+        return accounts, actor
+    if actor.customer_id not in accounts:
+        raise CustomerNotFound(f"no customer {customer_id!r}")
+    return accounts, SYSTEM
 
 
 def check_reach(actor: Principal, customer_id: str, scope: str, *, uow: UnitOfWork | None = None) -> None:

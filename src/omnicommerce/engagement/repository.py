@@ -7,7 +7,7 @@ store's, a channel-bound key those of its sales channel, an unbound key all. Out
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, insert, select, true, update
@@ -103,7 +103,7 @@ def message_by_provider_id(conn: Connection, channel: str, provider_message_id: 
 def list_messages(
     conn: Connection,
     *,
-    customer_id: str,
+    customer_ids: Sequence[str],
     actor: Principal,
     channel: str | None,
     direction: str | None,
@@ -113,7 +113,7 @@ def list_messages(
     """Newest first (ids sort by creation time), ``limit`` rows after the cursor."""
     query = (
         select(messages)
-        .where(M.customer_id == customer_id, visible_to(messages, actor))
+        .where(M.customer_id.in_(customer_ids), visible_to(messages, actor))
         .order_by(M.id.desc())
         .limit(limit)
     )
@@ -191,15 +191,15 @@ def list_cases(
     conn: Connection,
     *,
     actor: Principal,
-    customer_id: str | None,
+    customer_ids: Sequence[str] | None,
     status: str | None,
     before: str | None,
     limit: int,
 ) -> list[Case]:
     """Newest first, without notes (one query)."""
     query = select(cases).where(visible_to(cases, actor)).order_by(C.id.desc()).limit(limit)
-    if customer_id is not None:
-        query = query.where(C.customer_id == customer_id)
+    if customer_ids is not None:
+        query = query.where(C.customer_id.in_(customer_ids))
     if status is not None:
         query = query.where(C.status == status)
     if before is not None:

@@ -271,12 +271,13 @@ def list_messages(
     before: str | None = None,
     limit: int = 50,
 ) -> list[Message]:
-    """The customer's messages, newest first (a customer reads only its own)."""
-    customers.check_reach(actor, customer_id, Scope.ENGAGEMENT_READ)
+    """The person's messages, newest first, from every account of their profile (a customer
+    reads only its own)."""
+    accounts, reader = _person(uow, actor, customer_id, Scope.ENGAGEMENT_READ)
     return repo.list_messages(
         uow.conn,
-        customer_id=customer_id,
-        actor=actor,
+        customer_ids=accounts,
+        actor=reader,
         channel=channel,
         direction=direction,
         before=before,
@@ -416,14 +417,24 @@ def list_cases(
     before: str | None = None,
     limit: int = 50,
 ) -> list[Case]:
-    """Cases newest first: a customer's (a customer reads only its own), or every case in reach."""
-    if customer_id is not None:
-        customers.check_reach(actor, customer_id, Scope.CASES_READ)
-    else:
+    """Cases newest first: a person's, from every account of their profile (a customer reads
+    only its own), or every case in reach."""
+    accounts: list[str] | None = None
+    if customer_id is None:
         actor.require(Scope.CASES_READ)
+    else:
+        accounts, actor = _person(uow, actor, customer_id, Scope.CASES_READ)
     return repo.list_cases(
-        uow.conn, actor=actor, customer_id=customer_id, status=status, before=before, limit=limit
+        uow.conn, actor=actor, customer_ids=accounts, status=status, before=before, limit=limit
     )
+
+
+def _person(uow: UnitOfWork, actor: Principal, customer_id: str, scope: str) -> tuple[list[str], Principal]:
+    """The person's accounts and who reads them (``customers.person_accounts``); staff need
+    ``scope``."""
+    if not actor.is_customer:
+        actor.require(scope)
+    return customers.person_accounts(uow, actor, customer_id)
 
 
 def add_note(uow: UnitOfWork, actor: Principal, case_id: str, cmd: NoteCreate) -> CaseNote:

@@ -47,7 +47,7 @@ from omnicommerce.orders.events import (
     OrderUnitsCancelled,
 )
 from omnicommerce.platform import clock
-from omnicommerce.platform.auth import SYSTEM, Principal
+from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.channels import get_channel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.ids import new_id
@@ -122,15 +122,10 @@ def _search(
 def customer_orders(
     uow: UnitOfWork, actor: Principal, customer_id: str, *, cursor: str | None = None, limit: int = 50
 ) -> list[Order]:
-    """Every channel's orders of one person: those of every account of their profile (an account
-    merged into another is the same person). A customer reaches them when it is one of those
-    accounts (else 404); others see what their reach allows."""
-    accounts = customers.profile_accounts(uow, customer_id) or [customer_id]
-    if actor.is_customer:
-        if actor.customer_id not in accounts:
-            raise OrderNotFound(f"no customer {customer_id!r}")
-        actor = SYSTEM  # the person's own orders, whichever of their accounts placed them
-    return _search(uow, actor, customer_ids=accounts, cursor=cursor, limit=limit)
+    """Every channel's orders of one person, from every account of their profile
+    (``customers.person_accounts``)."""
+    accounts, reader = customers.person_accounts(uow, actor, customer_id)
+    return _search(uow, reader, customer_ids=accounts, cursor=cursor, limit=limit)
 
 
 # --- creating ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from omnicommerce.customers import service
 from omnicommerce.platform.auth import Scope
 from omnicommerce.platform.db import Database
 from tests.conftest import bearer, make_key
+from tests.e2e.engagement.support import send
 from tests.integration.orders.shop import DC, new_cart, seed
 
 API = "/api/v1"
@@ -143,3 +144,41 @@ def test_one_order_history_for_the_person_until_an_unmerge(
 
     assert client.post(f"{API}/customers/{b}/unmerge", headers=admin_headers).status_code == 200
     assert orders("/me/orders", a_token) == {placed[a]} and orders("/me/orders", b_token) == {placed[b]}
+
+
+def test_messages_and_cases_follow_the_person_until_an_unmerge(
+    client: TestClient, db: Database, admin_headers: dict[str, str]
+) -> None:
+    a, a_token, b, b_token = _merge_b_into_a(client, db)
+    # Each record stays on the account it was written to; the person's lists gather them.
+    sent = {}
+    opened = {}
+    for who in (a, b):
+        res = send(client, admin_headers, who, channel="sms" if who == b else "email")
+        assert res.status_code == 201, res.text
+        sent[who] = res.json()["id"]
+        res = client.post(
+            f"{API}/cases",
+            json={"customer_id": who, "channel": "call_center", "subject": "Parcel late"},
+            headers=admin_headers,
+        )
+        assert res.status_code == 201, res.text
+        opened[who] = res.json()["id"]
+
+    def ids(path: str, headers: dict[str, str]) -> set[str]:
+        res = client.get(API + path, headers=headers)
+        assert res.status_code == 200, res.text
+        return {item["id"] for item in res.json()["items"]}
+
+    for token in (a_token, b_token, admin_headers):
+        for who in (a, b):
+            assert ids(f"/customers/{who}/messages", token) == set(sent.values())
+            assert ids(f"/customers/{who}/cases", token) == set(opened.values())
+    _other, other_token = _sign_up(client, email="grace@example.com")
+    assert _status(client, f"/customers/{a}/messages", other_token) == 404
+    assert _status(client, f"/customers/{b}/cases", other_token) == 404
+
+    assert client.post(f"{API}/customers/{b}/unmerge", headers=admin_headers).status_code == 200
+    assert ids(f"/customers/{a}/messages", a_token) == {sent[a]}
+    assert ids(f"/customers/{b}/cases", b_token) == {opened[b]}
+    assert _status(client, f"/customers/{a}/messages", b_token) == 404
