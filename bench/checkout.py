@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import statistics
 import sys
@@ -87,6 +88,8 @@ def count_statements(database_url: str, key: str, sku: str) -> int:
 
     db = Database(database_url, pool_size=2)
     app = create_app(Settings(database_url=database_url), db=db, run_relay=False)
+    for chatty in ("httpx", "omnicommerce.access"):  # two flows' request logs would bury the report
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     counted: list[str] = []
     with TestClient(app) as client:
         flow_sync(client, key, sku)  # warm caches (API key, channel) as a running server has them

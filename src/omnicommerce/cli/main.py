@@ -148,6 +148,7 @@ def serve(
     """Run the API (migrating the database first). Open /docs for the API reference."""
     import uvicorn
 
+    from omnicommerce.cli import serving
     from omnicommerce.platform.migrate import upgrade
 
     settings = _settings()
@@ -174,8 +175,11 @@ def serve(
     console.print(f"  API docs:  http://{host}:{port}/docs")
     console.print(f"  OpenAPI:   http://{host}:{port}/openapi.json")
     console.print(f"  Health:    http://{host}:{port}/readyz")
+    if workers > 1 and serving.reuse_port_supported():
+        serving.serve_workers(host=host, port=port, workers=workers, log_level=settings.log_level.lower())
+        return
     uvicorn.run(
-        "omnicommerce.api.app:create_app",
+        serving.APP,
         factory=True,
         host=host,
         port=port,
