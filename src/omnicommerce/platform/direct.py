@@ -27,10 +27,11 @@ from typing import Any, cast
 
 import psycopg
 from psycopg.pq import ExecStatus
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import ValuesBase
+from sqlalchemy.sql.dml import Insert, ValuesBase
 
 Params = Mapping[str, Any]
 TUPLES_OK = ExecStatus.TUPLES_OK
@@ -84,17 +85,22 @@ class Result:
         return iter(self._rows)
 
 
-_PLANS: dict[tuple[int, tuple[str, ...]], tuple[Executable, _Plan]] = {}
+_PLANS: dict[tuple[int, tuple[str, ...], int], tuple[Executable, _Plan]] = {}
 _MAX_PLANS = 2_000  # far above the hot statements; reaching it means a per-call statement came here
 
 
 def execute(conn: Connection, stmt: Executable, params: Params | Sequence[Params] | None = None) -> Any:
     """``conn.execute(stmt, params)``, straight to psycopg on PostgreSQL (see the module's doc).
-    A list of several parameter sets stays with SQLAlchemy, which sends one multi-row INSERT."""
+    Several parameter sets for an INSERT are sent as one multi-row INSERT, compiled once per
+    number of rows (up to :data:`MAX_ROWS`; more, or other statements, go through SQLAlchemy)."""
     if params is not None and not isinstance(params, Mapping):
-        if len(params) != 1:
+        if len(params) == 1:
+            params = params[0]
+        elif conn.dialect.name == "postgresql" and _fits_rows(stmt, params):
+            plan = _plan_for(conn, stmt, params[0], rows=len(params))
+            return _run(conn, plan, plan.args(_numbered(params)))
+        else:
             return conn.execute(stmt, list(params))
-        params = params[0]
     if conn.dialect.name != "postgresql":
         return conn.execute(stmt, params)
     given: Params = params or {}
@@ -102,26 +108,50 @@ def execute(conn: Connection, stmt: Executable, params: Params | Sequence[Params
     return _run(conn, plan, plan.args(given))
 
 
-def _plan_for(conn: Connection, stmt: Executable, params: Params) -> _Plan:
+MAX_ROWS = 20  # rows of a multi-row INSERT compiled once; events per transaction stay below it
+
+
+def _fits_rows(stmt: Executable, params: Sequence[Params]) -> bool:
+    """An INSERT whose parameter sets all name the same columns, not too many of them, and no
+    column left out that SQLAlchemy would fill in itself (a Python-side default)."""
+    if not isinstance(stmt, Insert) or not 1 < len(params) <= MAX_ROWS:
+        return False
+    names = params[0].keys()
+    if any(c.default is not None and c.key not in names for c in stmt.table.columns):
+        return False
+    return all(p.keys() == names for p in params)
+
+
+def _numbered(params: Sequence[Params]) -> dict[str, Any]:
+    """Row ``i``'s value of column ``c`` as the parameter ``c_i`` (see :func:`_compile`)."""
+    return {f"{name}_{i}": value for i, row in enumerate(params) for name, value in row.items()}
+
+
+def _plan_for(conn: Connection, stmt: Executable, params: Params, *, rows: int = 1) -> _Plan:
     # An INSERT's columns and an UPDATE's SET come from the names of the parameters given.
     names = tuple(sorted(params)) if isinstance(stmt, ValuesBase) else ()
-    key = (id(stmt), names)
+    key = (id(stmt), names, rows)
     found = _PLANS.get(key)
     if found is not None:
         return found[1]
     if len(_PLANS) >= _MAX_PLANS:
         raise RuntimeError("platform.direct.execute is for statements built once, not per call")
-    plan = _compile(conn, stmt, names)
+    plan = _compile(conn, stmt, names, rows)
     _PLANS[key] = (stmt, plan)  # the statement is kept alive, so its id is never reused
     return plan
 
 
-def _compile(conn: Connection, stmt: Executable, names: tuple[str, ...]) -> _Plan:
+def _compile(conn: Connection, stmt: Executable, names: tuple[str, ...], rows: int = 1) -> _Plan:
     dialect = conn.dialect
-    compiled = cast(
-        SQLCompiler,
-        cast(ClauseElement, stmt).compile(dialect=dialect, column_keys=list(names) if names else None),
-    )
+    if rows > 1:  # one VALUES tuple per row, its parameters numbered: ``c_0``, ``c_1``, …
+        stmt = cast(Insert, stmt).values([{n: bindparam(f"{n}_{i}") for n in names} for i in range(rows)])
+        names = tuple(f"{n}_{i}" for i in range(rows) for n in names)
+        compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=dialect))
+    else:
+        compiled = cast(
+            SQLCompiler,
+            cast(ClauseElement, stmt).compile(dialect=dialect, column_keys=list(names) if names else None),
+        )
     given = set(names)
     defaults = {
         k: v for k, v in compiled.construct_params(_check=False).items() if k not in given and v is not None

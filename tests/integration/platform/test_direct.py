@@ -3,13 +3,27 @@ types, row counts, errors — and every statement it sends is seen by statement 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import bindparam, event, insert, select, text, tuple_, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from omnicommerce.platform import direct
@@ -120,7 +134,7 @@ def test_listeners_see_every_statement_once(filled: Database) -> None:
             direct.execute(uow.conn, BY_KEYS, {"scope": "s", "keys": ["k1", "k2"]})
             direct.execute(uow.conn, UPDATE, {"p_key": "k1", "body": "a"})
             direct.execute(uow.conn, TEXT, {"key": "k1"})
-            # Several rows stay one multi-row INSERT (SQLAlchemy's), never one statement per row.
+            # Several rows are one multi-row INSERT, never one statement per row.
             direct.execute(uow.conn, INSERT, [_row(0) | {"key": f"n{i}"} for i in range(5)])
             uow.commit()
     finally:
@@ -131,3 +145,48 @@ def test_listeners_see_every_statement_once(filled: Database) -> None:
             len(direct.execute(uow.conn, BY_KEYS, {"scope": "s", "keys": [f"n{i}" for i in range(5)]}).all())
             == 5
         )
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(statuses=st.lists(st.integers(-5, 500), min_size=2, max_size=direct.MAX_ROWS + 5))
+def test_several_rows_insert_exactly_what_they_say(db: Database, statuses: list[int]) -> None:
+    """Up to MAX_ROWS rows through one compiled multi-row INSERT, more through SQLAlchemy's."""
+    scope = f"m-{uuid.uuid4().hex}"  # examples share the database
+    rows = [
+        {"scope": scope, "key": f"k{i}", "fingerprint": "f", "status": status, "body": f"b{i}",
+         "created_at": T0 + timedelta(seconds=i)}
+        for i, status in enumerate(statuses)
+    ]  # fmt: skip
+    with db.uow() as uow:
+        direct.execute(uow.conn, INSERT, rows)
+        uow.commit()
+    with db.uow(readonly=True) as uow:
+        stored = (
+            uow.conn.execute(select(t).where(t.c.scope == scope).order_by(t.c.created_at)).mappings().all()
+        )
+    assert [dict(r) for r in stored] == rows
+
+
+probe = Table(
+    "direct_probe",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("note", String(20), nullable=False, default="[]"),  # filled in by SQLAlchemy when not given
+)
+PROBE_INSERT = insert(probe)
+
+
+def test_several_rows_get_the_python_side_defaults(db: Database) -> None:
+    with db.engine.begin() as conn:
+        probe.create(conn)
+    try:
+        with db.uow() as uow:
+            direct.execute(uow.conn, PROBE_INSERT, [{"id": i} for i in range(3)])
+            direct.execute(uow.conn, PROBE_INSERT, [{"id": 10, "note": "a"}, {"id": 11, "note": "b"}])
+            uow.commit()
+        with db.uow(readonly=True) as uow:
+            stored = uow.conn.execute(select(probe).order_by(probe.c.id)).all()
+        assert [tuple(r) for r in stored] == [(0, "[]"), (1, "[]"), (2, "[]"), (10, "a"), (11, "b")]
+    finally:
+        with db.engine.begin() as conn:
+            probe.drop(conn)
