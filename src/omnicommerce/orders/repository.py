@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, String, bindparam, insert, or_, select, text, true, update
+from sqlalchemy import ColumnElement, String, bindparam, insert, literal, or_, select, text, true, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.customers.privacy.domain import Subject
-from omnicommerce.orders.domain import Order, OrderLine, OrderRefund, Payment, StatusChange
+from omnicommerce.orders.domain import Order, OrderLine, OrderRefund, Payment, Status, StatusChange
 from omnicommerce.orders.models import order_lines, order_refunds, orders
 from omnicommerce.orders.models import orders as orders_table
 from omnicommerce.platform import clock, direct
@@ -325,6 +325,24 @@ def insert_refund(conn: Connection, refund: OrderRefund) -> None:
             created_at=refund.created_at,
         )
     )
+
+
+def stranded_balance_claims(conn: Connection, *, before: datetime, limit: int) -> list[OrderRefund]:
+    """Claims of an order's balance (its own refund or cancel, keyed ``balance:<order>``) made
+    before ``before`` whose order is still neither refunded nor cancelled: the step after the
+    claim — the provider call, then the order's move — never finished. Oldest first."""
+    rows = conn.execute(
+        select(order_refunds)
+        .join(orders, orders.c.id == order_refunds.c.order_id)
+        .where(
+            order_refunds.c.idempotency_key == literal("balance:") + orders.c.id,
+            order_refunds.c.created_at < before,
+            orders.c.status.not_in([Status.REFUNDED.value, Status.CANCELLED.value]),
+        )
+        .order_by(order_refunds.c.created_at)
+        .limit(limit)
+    )
+    return [_refund(r) for r in rows]
 
 
 def refunds_of(conn: Connection, order_id: str) -> list[OrderRefund]:

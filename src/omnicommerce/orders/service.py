@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from omnicommerce.carts import service as carts
@@ -511,6 +511,12 @@ def record_refund(
             repo.insert_refund(uow.conn, entry)
             return entry
     raise OrderChanged(f"refunds of order {order_id!r} keep changing; retry")
+
+
+def stranded_balance_claims(uow: UnitOfWork, *, older_than: timedelta, limit: int) -> list[OrderRefund]:
+    """Refund and cancel claims (:func:`claim_rest`) older than ``older_than`` whose order never
+    moved: the provider failed, or the process died, and nobody retried."""
+    return repo.stranded_balance_claims(uow.conn, before=clock.now() - older_than, limit=limit)
 
 
 def refunds_of(uow: UnitOfWork, order_id: str) -> list[OrderRefund]:

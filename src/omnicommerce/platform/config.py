@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     checkout_recovery_seconds: float = Field(
         default=60, ge=0, description="Look for checkouts cut off mid-way every N seconds (0: off)"
     )
+    refund_stranded_seconds: int = Field(
+        default=300,
+        ge=60,
+        description="A refund or cancel claimed this long ago whose order never moved is retried by a job",
+    )
+    refund_retry_seconds: float = Field(
+        default=60, ge=0, description="Look for refunds and cancels cut off mid-way every N seconds (0: off)"
+    )
     access_token_ttl_seconds: int = Field(default=900, ge=1, description="Customer access token lifetime")
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=1, description="Refresh token lifetime")
     handoff_code_ttl_seconds: int = Field(default=1800, ge=1, description="Lifetime of a cart hand-off code")
