@@ -220,10 +220,10 @@ class NatsRelay(OutboxRelay):
     def _send(self, rows: Sequence[Row[Any]]) -> list[int]:
         return self._call(self._publish(rows)) if rows else []
 
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = PUBLISH_TIMEOUT_SECONDS * 2 + 5) -> T:
         if self._io is None:
             self._io = LoopThread("omni-nats-io")
-        return self._io.call(coro, timeout=PUBLISH_TIMEOUT_SECONDS * 2 + 5)
+        return self._io.call(coro, timeout=timeout)
 
     def run_once(self, limit: int = 500) -> int:
         return super().run_once(limit) + self.replace_redacted(REDACTION_BATCH)
@@ -238,7 +238,7 @@ class NatsRelay(OutboxRelay):
             rows = reader.conn.execute(_redaction_due(limit)).all()
         if not rows:
             return 0
-        new_seqs = self._call(self._replace(rows))
+        new_seqs = self._call(self._replace(rows), timeout=REDACTION_TIMEOUT_SECONDS)
         with self.db.uow() as uow:
             # Only rows not redacted again meanwhile (a second erasure): those go round once more.
             uow.conn.execute(
@@ -335,6 +335,7 @@ class NatsRelay(OutboxRelay):
 
 
 REDACTION_BATCH = 100
+REDACTION_TIMEOUT_SECONDS = 300.0  # a pass reads the dead letters through: allow for a long DLQ
 
 
 def _redaction_due(limit: int) -> Select[Any]:
