@@ -339,7 +339,9 @@ REDACTION_TIMEOUT_SECONDS = 300.0  # a pass reads the dead letters through: allo
 
 
 def _redaction_due(limit: int) -> Select[Any]:
-    """Published outbox rows an erasure redacted, oldest first."""
+    """Published outbox rows an erasure redacted, oldest first. A row redacted before it was
+    published waits here until it is, and is then replaced once more: one redundant copy, rather
+    than a race with a relay that read the row before the erasure and publishes it after."""
     return (
         select(
             outbox.c.seq,
