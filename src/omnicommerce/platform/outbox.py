@@ -199,22 +199,21 @@ def envelope_of(row: Row[Any]) -> Envelope:
     return Envelope(row.id, row.type, row.version, row.subject, row.occurred_at, orjson.loads(row.payload))
 
 
+# What a relay reads of an outbox row to send it on (:func:`envelope_of`, ``stream.message_body``).
+EVENT_ROW = (
+    outbox.c.seq,
+    outbox.c.id,
+    outbox.c.type,
+    outbox.c.version,
+    outbox.c.subject,
+    outbox.c.occurred_at,
+    outbox.c.payload,
+)
+
+
 def pending(limit: int) -> Select[Any]:
     """The oldest ``limit`` unpublished outbox rows, in commit order."""
-    return (
-        select(
-            outbox.c.seq,
-            outbox.c.id,
-            outbox.c.type,
-            outbox.c.version,
-            outbox.c.subject,
-            outbox.c.occurred_at,
-            outbox.c.payload,
-        )
-        .where(outbox.c.published_at.is_(None))
-        .order_by(outbox.c.seq)
-        .limit(limit)
-    )
+    return select(*EVENT_ROW).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq).limit(limit)
 
 
 def claim_pending(limit: int) -> Select[Any]:

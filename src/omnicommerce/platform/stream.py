@@ -36,6 +36,7 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database
 from omnicommerce.platform.outbox import (
     ANY_EVENT,
+    EVENT_ROW,
     Envelope,
     OutboxRelay,
     Relay,
@@ -343,15 +344,7 @@ def _redaction_due(limit: int) -> Select[Any]:
     published waits here until it is, and is then replaced once more: one redundant copy, rather
     than a race with a relay that read the row before the erasure and publishes it after."""
     return (
-        select(
-            outbox.c.seq,
-            outbox.c.id,
-            outbox.c.type,
-            outbox.c.version,
-            outbox.c.occurred_at,
-            outbox.c.payload,
-            outbox.c.stream_seq,
-        )
+        select(*EVENT_ROW, outbox.c.stream_seq)
         .where(outbox.c.stream_redaction_due.is_not(None), outbox.c.published_at.is_not(None))
         .order_by(outbox.c.seq)
         .limit(limit)

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import text
 
 from omnicommerce.platform.db import Database
-from omnicommerce.platform.stream import StreamSettings
+from omnicommerce.platform.stream import StreamSettings, Worker
 
 REPO = Path(__file__).resolve().parents[3]
 PROBE_MODULE = "tests.integration.integrations.stream_probe"  # never imported here: see its docstring
@@ -245,3 +246,17 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[Worker]:
+    """``worker`` on a thread of its own, subscribed, until the block ends."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    assert worker.ready.wait(15), "worker did not subscribe"
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=15)

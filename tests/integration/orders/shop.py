@@ -12,6 +12,8 @@ from omnicommerce.catalog.schemas import ProductCreate, VariantCreate
 from omnicommerce.customers import service as customers
 from omnicommerce.inventory import service as inventory
 from omnicommerce.inventory.domain import LocationInfo
+from omnicommerce.orders import service as orders_service
+from omnicommerce.orders.domain import Order
 from omnicommerce.orders.models import orders
 from omnicommerce.platform.auth import SYSTEM, issue_access_token
 from omnicommerce.platform.config import Settings
@@ -121,3 +123,11 @@ def new_cart(
         r = client.put(f"/api/v1/carts/{cart_id}/fulfillment", json=dict(fulfillment), headers=headers)
         assert r.status_code == 200, r.text
     return cart_id
+
+
+PRICE = 1_999  # of the paid orders the ``shop`` fixture places (conftest.py)
+
+
+def order_of(db: Database, order_id: str) -> Order:
+    with db.uow(readonly=True) as uow:
+        return orders_service.get_order(uow, SYSTEM, order_id)

@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -31,36 +30,11 @@ from omnicommerce.orders.domain import (
 )
 from omnicommerce.orders.models import order_refunds, payment_test_charges
 from omnicommerce.orders.payments import PaymentResult, ProviderTimeout, TestPaymentProvider
-from omnicommerce.platform.auth import SYSTEM, Scope
+from omnicommerce.platform.auth import SYSTEM
 from omnicommerce.platform.db import Database, transaction
 from omnicommerce.platform.errors import DomainError
 from omnicommerce.platform.outbox import outbox
-from tests.conftest import bearer, make_key
-from tests.integration.orders.shop import DC, new_cart, seed
-
-PRICE = 1_999
-
-
-@pytest.fixture
-def shop(client: TestClient, db: Database) -> Callable[[], Order]:
-    """Places a paid web order of three units (not routed: the relay does not run)."""
-    seed(db, {"MUG": {DC: 10_000}}, prices={"MUG": PRICE})
-    web = bearer(make_key(db, Scope.CARTS_READ, Scope.CARTS_WRITE, channel="web"))
-
-    def place() -> Order:
-        cart_id = new_cart(client, web, {"MUG": 3})
-        res = client.post(
-            f"/api/v1/carts/{cart_id}/checkout", json={"payment_token": "tok_visa"}, headers=web
-        )
-        assert res.status_code == 201, res.text
-        return _order(db, res.json()["id"])
-
-    return place
-
-
-def _order(db: Database, order_id: str) -> Order:
-    with db.uow(readonly=True) as uow:
-        return orders.get_order(uow, SYSTEM, order_id)
+from tests.integration.orders.shop import PRICE, order_of
 
 
 def _record(db: Database, order_id: str, amount: int, key: str | None = None) -> OrderRefund:
@@ -124,7 +98,7 @@ def _refunded_events(db: Database, order_id: str) -> list[int]:
 def _books_agree(db: Database, order: Order) -> None:
     """Ledger rows, the order's running total and the gateway's refunds tell the same story."""
     ledger = _ledger(db, order.id)
-    assert ledger == _order(db, order.id).refunded_total <= order.total
+    assert ledger == order_of(db, order.id).refunded_total <= order.total
     assert sum(a for _, a in _provider_refunds(db, order)) <= ledger
 
 
@@ -163,7 +137,7 @@ def test_the_ledger_grants_what_is_left_once_per_key(db: Database, shop: Callabl
     nothing = _record(db, order.id, 1, key="return:c")
 
     assert (first.amount, second.amount, nothing.amount) == (part, order.total - part, 0)
-    assert _ledger(db, order.id) == _order(db, order.id).refunded_total == order.total
+    assert _ledger(db, order.id) == order_of(db, order.id).refunded_total == order.total
     with db.uow(readonly=True) as uow:
         assert [e.key for e in orders.refunds_of(uow, order.id)] == ["return:a", "return:b", "return:c"]
 
@@ -230,7 +204,7 @@ def test_a_refund_without_an_answer_keeps_its_claim_and_the_retry_pays_nothing_m
     order = shop()
     with pytest.raises(PaymentProviderError):
         flows.refund(db, _AnswerLost(db), SYSTEM, order.id)
-    assert _order(db, order.id).status == Status.PAID
+    assert order_of(db, order.id).status == Status.PAID
     # The claim stands: a return meanwhile cannot promise the same money again.
     assert _record(db, order.id, PRICE).amount == 0
 
@@ -275,7 +249,7 @@ def test_concurrent_full_refunds_pay_once(db: Database, shop: Callable[[], Order
     assert won and all(isinstance(o, Order | DomainError) for o in outcomes), outcomes
     assert all(getattr(o, "status", 409) == 409 for o in outcomes if isinstance(o, DomainError))
     assert _provider_refunds(db, order)[1:] == [(f"balance:{order.id}", order.total - PRICE)]
-    assert _order(db, order.id).status == Status.REFUNDED
+    assert order_of(db, order.id).status == Status.REFUNDED
     assert _ledger(db, order.id) == order.total
     _books_agree(db, order)
 
@@ -289,7 +263,7 @@ def test_concurrent_partial_refunds_never_exceed_the_capture(db: Database, shop:
 
     assert all(isinstance(g, int) for g in granted), granted
     assert sum(granted) == order.total and sorted(granted)[-3:] == [part] * 3
-    assert _ledger(db, order.id) == _order(db, order.id).refunded_total == order.total
+    assert _ledger(db, order.id) == order_of(db, order.id).refunded_total == order.total
 
 
 # --- any interleaving ----------------------------------------------------------------------------
@@ -327,7 +301,7 @@ def test_any_interleaving_never_gives_back_more_than_was_captured(
                 _pay(db, order, entry)
             elif entry.amount:
                 unpaid.append(entry)
-        elif kind == "unfilled" and units_left >= amount and _order(db, order.id).status == Status.PAID:
+        elif kind == "unfilled" and units_left >= amount and order_of(db, order.id).status == Status.PAID:
             units_left -= amount
             with transaction(db) as uow:
                 cancelled = unfilled.cancel_unfilled(
@@ -349,7 +323,7 @@ def test_any_interleaving_never_gives_back_more_than_was_captured(
 
     paid_back = sum(a for _, a in _provider_refunds(db, order))
     assert paid_back == _ledger(db, order.id) <= order.total
-    if _order(db, order.id).status in (Status.REFUNDED, Status.CANCELLED):
+    if order_of(db, order.id).status in (Status.REFUNDED, Status.CANCELLED):
         assert paid_back == order.total
 
 

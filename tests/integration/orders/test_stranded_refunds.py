@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from omnicommerce.orders import checkout as flows
@@ -16,12 +15,10 @@ from omnicommerce.orders.domain import Order, PaymentProviderError, Status
 from omnicommerce.orders.jobs import settle_stranded_refunds
 from omnicommerce.orders.models import payment_test_charges
 from omnicommerce.orders.payments import PaymentResult, ProviderError, TestPaymentProvider
-from omnicommerce.platform.auth import SYSTEM, Scope
+from omnicommerce.platform.auth import SYSTEM
 from omnicommerce.platform.db import Database
-from tests.conftest import bearer, make_key
-from tests.integration.orders.shop import DC, new_cart, seed
+from tests.integration.orders.shop import PRICE, order_of
 
-PRICE = 1_999
 NOW = timedelta(0)
 LATER = timedelta(minutes=5)
 
@@ -32,27 +29,6 @@ class GatewayDown(TestPaymentProvider):
 
     def void(self, reference: str | None, idempotency_key: str) -> PaymentResult:
         raise ProviderError("gateway unavailable")
-
-
-@pytest.fixture
-def paid(client: TestClient, db: Database) -> Callable[[], Order]:
-    seed(db, {"MUG": {DC: 100}}, prices={"MUG": PRICE})
-    web = bearer(make_key(db, Scope.CARTS_READ, Scope.CARTS_WRITE, channel="web"))
-
-    def place() -> Order:
-        cart_id = new_cart(client, web, {"MUG": 2})
-        res = client.post(
-            f"/api/v1/carts/{cart_id}/checkout", json={"payment_token": "tok_visa"}, headers=web
-        )
-        assert res.status_code == 201, res.text
-        return _order(db, res.json()["id"])
-
-    return place
-
-
-def _order(db: Database, order_id: str) -> Order:
-    with db.uow(readonly=True) as uow:
-        return orders.get_order(uow, SYSTEM, order_id)
 
 
 def _refunds_paid(db: Database, order: Order) -> list[int]:
@@ -68,12 +44,12 @@ def _refunds_paid(db: Database, order: Order) -> list[int]:
 
 @pytest.mark.parametrize("flow", [flows.refund, flows.cancel])
 def test_a_claim_left_by_a_failed_provider_is_paid_once_by_the_job(
-    db: Database, paid: Callable[[], Order], flow: Callable[..., Order]
+    db: Database, shop: Callable[[], Order], flow: Callable[..., Order]
 ) -> None:
-    order = paid()
+    order = shop()
     with pytest.raises(PaymentProviderError):
         flow(db, GatewayDown(db), SYSTEM, order.id)
-    assert _order(db, order.id).refunded_total == order.total  # claimed, not paid, not moved
+    assert order_of(db, order.id).refunded_total == order.total  # claimed, not paid, not moved
     assert _refunds_paid(db, order) == []
 
     # Too young: the caller may still be retrying.
@@ -82,7 +58,7 @@ def test_a_claim_left_by_a_failed_provider_is_paid_once_by_the_job(
     assert settle_stranded_refunds(db, GatewayDown(db), older_than=NOW) == (0, 1)
     assert settle_stranded_refunds(db, TestPaymentProvider(db), older_than=NOW) == (1, 0)
 
-    done = _order(db, order.id)
+    done = order_of(db, order.id)
     assert done.status == (Status.REFUNDED if flow is flows.refund else Status.CANCELLED)
     assert _refunds_paid(db, order) == [order.total] and done.refunded_total == order.total
     # Nothing is left for the next run, and a late retry by the caller pays nothing more.
@@ -91,9 +67,9 @@ def test_a_claim_left_by_a_failed_provider_is_paid_once_by_the_job(
 
 
 def test_a_cancel_claim_on_an_order_that_went_on_is_paid_by_a_refund(
-    db: Database, paid: Callable[[], Order]
+    db: Database, shop: Callable[[], Order]
 ) -> None:
-    order = paid()
+    order = shop()
     with pytest.raises(PaymentProviderError):
         flows.cancel(db, GatewayDown(db), SYSTEM, order.id)
     with db.uow() as uow:  # routing picked it up meanwhile: cancelling is no longer allowed
@@ -102,15 +78,15 @@ def test_a_cancel_claim_on_an_order_that_went_on_is_paid_by_a_refund(
 
     assert settle_stranded_refunds(db, TestPaymentProvider(db), older_than=NOW) == (1, 0)
 
-    assert _order(db, order.id).status == Status.REFUNDED
+    assert order_of(db, order.id).status == Status.REFUNDED
     assert _refunds_paid(db, order) == [order.total]
 
 
-def test_other_orders_and_partial_refunds_are_not_touched(db: Database, paid: Callable[[], Order]) -> None:
-    untouched, partly_returned = paid(), paid()
+def test_other_orders_and_partial_refunds_are_not_touched(db: Database, shop: Callable[[], Order]) -> None:
+    untouched, partly_returned = shop(), shop()
     with db.uow() as uow:  # a return's refund, recorded and paid by fulfillment: not a balance claim
         orders.record_refund(uow, SYSTEM, partly_returned.id, amount=PRICE, reason="return", key="return:r1")
         uow.commit()
 
     assert settle_stranded_refunds(db, TestPaymentProvider(db), older_than=NOW) == (0, 0)
-    assert _order(db, untouched.id).status == _order(db, partly_returned.id).status == Status.PAID
+    assert order_of(db, untouched.id).status == order_of(db, partly_returned.id).status == Status.PAID

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Literal
 
@@ -28,6 +27,7 @@ from omnicommerce.platform.outbox import (
 from omnicommerce.platform.stream import NatsRelay, StreamSettings, Worker, durable_name
 from tests.integration.integrations.stream_support import (
     publish_raw,
+    running,
     stream_messages,
     temporary_stream,
     wait_until,
@@ -59,19 +59,6 @@ def emit(db: Database, n: int, start: int = 0) -> list[str]:
 def count(db: Database, table: Table, *where: ColumnElement[bool]) -> int:
     with db.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
-
-
-@contextmanager
-def running(worker: Worker) -> Iterator[Worker]:
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    assert worker.ready.wait(15), "worker did not subscribe"
-    try:
-        yield worker
-    finally:
-        stop.set()
-        thread.join(timeout=15)
 
 
 def test_relay_publishes_each_event_once_by_its_id(db: Database, cfg: StreamSettings) -> None:

@@ -5,7 +5,6 @@ document, against the real NATS and both databases."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -26,6 +25,7 @@ from tests.e2e.customers.privacy.support import EMAIL, NEEDLES, plant_everywhere
 from tests.integration.integrations.receiver import webhook_receiver
 from tests.integration.integrations.stream_support import (
     StoredMessage,
+    running,
     stream_messages,
     temporary_stream,
     wait_until,
@@ -65,16 +65,8 @@ def failing_worker(db: Database, cfg: StreamSettings) -> Iterator[Worker]:
     def broken(uow: UnitOfWork, env: Envelope) -> None:
         raise RuntimeError("partner API down")
 
-    worker = Worker(db, cfg, [Subscription(ANY_EVENT, "test.broken", broken)])
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    assert worker.ready.wait(15), "worker did not subscribe"
-    try:
+    with running(Worker(db, cfg, [Subscription(ANY_EVENT, "test.broken", broken)])) as worker:
         yield worker
-    finally:
-        stop.set()
-        thread.join(timeout=15)
 
 
 async def _read_as(cfg: StreamSettings, durable: str, *, create: bool) -> list[bytes]:
