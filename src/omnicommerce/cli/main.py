@@ -152,6 +152,7 @@ def serve(
     from omnicommerce.platform.migrate import upgrade
 
     settings = _settings()
+    serving.ensure_port_free(host, port)  # before migrating and printing where to open it
     if workers > 1 and settings.database_url.startswith("sqlite"):
         console.print(
             "[yellow]SQLite serialises writers; use PostgreSQL (OMNI_DATABASE_URL) for --workers > 1[/]"

@@ -47,8 +47,8 @@ def ensure_port_free(host: str, port: int) -> None:
 
 
 def serve_workers(*, host: str, port: int, workers: int, log_level: str) -> None:
-    """Run ``workers`` API processes until SIGINT/SIGTERM, replacing any that dies."""
-    ensure_port_free(host, port)
+    """Run ``workers`` API processes until SIGINT/SIGTERM, replacing any that dies (the caller
+    checked the port is free: :func:`ensure_port_free`)."""
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 

@@ -141,6 +141,7 @@ def test_a_port_in_use_is_refused_with_a_clear_error(tmp_path: Path) -> None:
         )
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
+    assert b"API docs" not in done.stdout  # refused before announcing where to open it
 
 
 def test_workers_replaced_when_killed_and_gone_with_their_supervisor(tmp_path: Path) -> None:
