@@ -44,6 +44,7 @@ from omnicommerce.customers.models import (
     otp_codes,
     refresh_tokens,
 )
+from omnicommerce.platform import direct
 from omnicommerce.platform.db import DIALECTS, UTCDateTime, conflict_insert
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a row of any width (Row[Any] means one column)
@@ -60,7 +61,7 @@ def insert_customer(conn: Connection, values: Mapping[str, Any]) -> None:
 def insert_customer_unless_email_taken(conn: Connection, values: Mapping[str, Any]) -> str | None:
     """``INSERT … ON CONFLICT (email) DO NOTHING RETURNING id``: the new id, or None when the
     (normalised) email already belongs to a customer. Any other conflict still raises."""
-    return conn.execute(_INSERT_UNLESS_EMAIL_TAKEN[conn.dialect.name], dict(values)).scalar()
+    return direct.execute(conn, _INSERT_UNLESS_EMAIL_TAKEN[conn.dialect.name], dict(values)).scalar()
 
 
 # Built once per dialect; the values come as execute parameters.

@@ -165,8 +165,9 @@ class TestPaymentProvider:
 
         One ``INSERT … ON CONFLICT DO NOTHING RETURNING``; only a repeat (nothing returned; on
         PostgreSQL after waiting for a racing call with the key to commit) reads the first outcome.
+        Each statement commits by itself: the INSERT is the whole operation.
         """
-        with self.db.engine.begin() as conn:
+        with self.db.each_statement_commits() as conn:
             row = self._insert(
                 conn, key, kind=kind, parent=parent, status=status, amount=amount, currency=currency
             )
