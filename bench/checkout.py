@@ -3,18 +3,24 @@
 Per flow, five requests through the real API over loopback: create a cart for a customer e-mail
 with a shipping address, add a line, choose the fulfillment, check out with a payment token,
 read the order back. Run with 8 and 32 concurrent clients for a fixed window against
-``omni serve --workers 2``; in the same run, ``pgbench -b tpcb-like -c 8 -j 2`` on the same server
-gives the baseline. Also: SQL statements per flow (counted in-process on the same database) and
-available-to-promise latency for one SKU across every location.
+``omni serve --workers 3`` with handlers inline (``OMNI_API_INLINE_HANDLERS``, docs/deploy.md);
+in the same run, ``pgbench -b tpcb-like -c 8 -j 2`` on the same server gives the baseline. Also:
+SQL statements per flow (counted in-process on the same database) and available-to-promise
+latency for one SKU across every location.
 
-    omni bench checkout [--seconds 20] [--clients 8,32] [--workers 2] [--with-relay]
+    omni bench checkout [--seconds 20] [--clients 8,32] [--workers 3] [--handlers inline|threads]
+                        [--with-relay]
 
 The API processes run as in production (docs/deploy.md): the event consumers that react to a
 placed order (fulfillment routing, the customer profile, webhooks) run in ``omni worker``
 processes of their own, not in the measured path, so the server starts with
 ``OMNI_API_RUNS_RELAY=false`` and the events wait in the outbox. ``--with-relay`` measures the
 single-process layout instead, with every consumer running inside the API processes.
-"""
+``--handlers threads --workers 2`` measures the default thread-pool mode.
+
+The load generator is bench/_http.py, a minimal keep-alive HTTP/1.1 client: it shares the two
+cores with the server and PostgreSQL, as pgbench's C client does in the baseline, so it should
+take as little of them as it can (a third of aiohttp's CPU per flow)."""
 
 from __future__ import annotations
 
@@ -30,13 +36,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import percentile, pgbench_tps, scratch_database, server
+from _http import Connection, HttpError
 
+PORT = 8765
 ADDRESS = {
     "name": "Bench Shopper",
     "line1": "1 Loop Plaza",
@@ -121,16 +128,12 @@ def flow_sync(client: object, key: str, sku: str) -> None:
     c.get(f"/api/v1/orders/{order['id']}", headers=headers)  # type: ignore
 
 
-async def flow(session: aiohttp.ClientSession, key: str, sku: str, run: Run) -> bool:
-    headers = {"Authorization": f"Bearer {key}"}
-
+async def flow(conn: Connection, sku: str, run: Run) -> bool:
     async def call(
         method: str, url: str, body: object | None, extra: dict[str, str] | None = None
     ) -> tuple[int, dict[str, object]]:
         started = time.perf_counter()
-        async with session.request(method, url, json=body, headers=headers | (extra or {})) as res:
-            payload = await res.json(content_type=None)
-            status = res.status
+        status, payload = await conn.request(method, url, body, extra)
         run.request_ms.append((time.perf_counter() - started) * 1000)
         return status, payload
 
@@ -157,29 +160,36 @@ async def flow(session: aiohttp.ClientSession, key: str, sku: str, run: Run) -> 
     return status == 200 or failed("read order", status, body)
 
 
-async def drive(base: str, key: str, skus: list[str], clients: int, seconds: float) -> Run:
-    """``clients`` concurrent shoppers, each running flows back to back until the window closes.
-
-    The load generator is aiohttp: on a 2-core machine the client shares the CPU with the server,
-    and aiohttp costs a fraction of httpx's CPU per request."""
+async def drive(host: str, port: int, key: str, skus: list[str], clients: int, seconds: float) -> Run:
+    """``clients`` concurrent shoppers, each on its own keep-alive connection, running flows back
+    to back until the window closes. A connection that fails counts as a failed flow and is
+    replaced."""
     run = Run(clients, seconds)
     deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(
-        base_url=base, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
-    ) as session:
+    headers = {"Authorization": f"Bearer {key}"}
 
-        async def shopper(seed: int) -> None:
-            rng = random.Random(seed)
+    async def shopper(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = await Connection(host, port, headers).open()
+        try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                if await flow(session, key, rng.choice(skus), run):
+                try:
+                    ok = await asyncio.wait_for(flow(conn, rng.choice(skus), run), timeout=30)
+                except (HttpError, TimeoutError) as exc:
+                    run.failed_steps[f"connection {type(exc).__name__}"] += 1
+                    conn.close()
+                    conn = await Connection(host, port, headers).open()
+                    ok = False
+                if ok:
                     run.flows += 1
                     run.flow_ms.append((time.perf_counter() - started) * 1000)
                 else:
                     run.failures += 1
+        finally:
+            conn.close()
 
-        await asyncio.gather(*(shopper(i) for i in range(clients)))
+    await asyncio.gather(*(shopper(i) for i in range(clients)))
     return run
 
 
@@ -201,7 +211,13 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="window per concurrency level")
     parser.add_argument("--clients", default="8,32", help="comma-separated concurrency levels")
-    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
+    parser.add_argument("--workers", type=int, default=3, help="API worker processes")
+    parser.add_argument(
+        "--handlers",
+        choices=("inline", "threads"),
+        default="inline",
+        help="how each worker runs route handlers (OMNI_API_INLINE_HANDLERS)",
+    )
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument(
         "--with-relay", action="store_true", help="run the event consumers inside the API processes"
@@ -219,13 +235,16 @@ def main() -> None:
         statements = count_statements(url, web_key, skus[0])
         print(f"  SQL statements per full flow = {statements}")
         runs = []
-        relay = {"OMNI_API_RUNS_RELAY": "true" if args.with_relay else "false"}
-        with server(url, port=8765, workers=args.workers, extra_env=relay) as base:
-            # The load generator runs on uvloop (as the server does): it shares the two cores with
-            # the server and PostgreSQL, so every millisecond it spends is one they do not get.
-            uvloop.run(drive(base, web_key, skus, min(levels), 3))  # warm-up
+        env = {
+            "OMNI_API_RUNS_RELAY": "true" if args.with_relay else "false",
+            "OMNI_API_INLINE_HANDLERS": "true" if args.handlers == "inline" else "false",
+        }
+        with server(url, port=PORT, workers=args.workers, extra_env=env) as base:
+            # The load generator (bench/_http.py, on uvloop as the server is) shares the two cores
+            # with the server and PostgreSQL, so every millisecond it spends is one they do not get.
+            uvloop.run(drive("127.0.0.1", PORT, web_key, skus, min(levels), 3))  # warm-up
             for clients in levels:
-                run = uvloop.run(drive(base, web_key, skus, clients, args.seconds))
+                run = uvloop.run(drive("127.0.0.1", PORT, web_key, skus, clients, args.seconds))
                 runs.append(run)
                 flow_ms, req_ms = run.flow_ms, run.request_ms
                 print(

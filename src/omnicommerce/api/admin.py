@@ -14,9 +14,9 @@ from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.channels import Channel, list_channels, upsert_channel
 from omnicommerce.platform.errors import NotFound, problem_schema
 from omnicommerce.platform.money import check_currency
-from omnicommerce.platform.web import IdempotencyKey, ReadUoW, UoW, require
+from omnicommerce.platform.web import IdempotencyKey, ReadUoW, Route, UoW, require
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=Route)
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 
 

@@ -35,7 +35,7 @@ from omnicommerce.platform.observability import (
 from omnicommerce.platform.outbox import load_subscribers
 from omnicommerce.platform.scheduler import Scheduler
 from omnicommerce.platform.stream import make_relay
-from omnicommerce.platform.web import BEARER_SCHEME
+from omnicommerce.platform.web import BEARER_SCHEME, Route, UnitsOfWorkMiddleware, run_handlers_inline
 
 log = logging.getLogger("omnicommerce.api")
 
@@ -89,6 +89,7 @@ def create_app(
         # The objects alive at startup (modules, routes, tables, compiled statements) live as long
         # as the app: keep the collector from rescanning them (a ~100 ms full pass every so often).
         gc.freeze()
+        run_handlers_inline(settings.api_inline_handlers)
         if run_relay and settings.api_runs_relay:
             relay.start()
             webhooks.start()
@@ -99,6 +100,7 @@ def create_app(
             scheduler.stop()
         webhooks.stop()
         relay.stop()
+        run_handlers_inline(False)
         gc.unfreeze()
 
     app = FastAPI(
@@ -125,10 +127,12 @@ def create_app(
 
 
 def _install_defences_and_observability(app: FastAPI, settings: Settings, db: Database) -> None:
-    """Middleware, outermost first: request id + metrics + access log, rate limit, body size."""
+    """Middleware, outermost first: request id + metrics + access log, rate limit, body size, and
+    the units of work of the request (left once it is answered)."""
     metrics = Metrics(db)
     app.state.metrics = metrics
     app.add_route("/metrics", metrics_endpoint(metrics, settings), methods=["GET"], include_in_schema=False)
+    app.add_middleware(UnitsOfWorkMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=metrics.reject)
     if settings.rate_limit_enabled:
         app.add_middleware(
@@ -206,7 +210,7 @@ def _document_common_problems(operation: dict[str, Any]) -> None:
 
 
 def _health_router() -> APIRouter:
-    router = APIRouter(tags=["health"])
+    router = APIRouter(tags=["health"], route_class=Route)
 
     @router.get("/healthz", summary="Liveness: the process is up")
     def healthz() -> dict[str, str]:

@@ -23,9 +23,9 @@ from omnicommerce.customers.domain import (
 from omnicommerce.customers.schemas import OtpStart, OtpVerify, RefreshRequest, SignIn, SignUp, TokenPair
 from omnicommerce.platform.channels import UnknownChannel
 from omnicommerce.platform.errors import problem_schema
-from omnicommerce.platform.web import AppSettings, UoW
+from omnicommerce.platform.web import AppSettings, Route, UoW
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=Route)
 
 
 @router.post(

@@ -15,9 +15,9 @@ from omnicommerce.orders import service as orders
 from omnicommerce.orders.schemas import OrderOut
 from omnicommerce.platform.auth import Principal
 from omnicommerce.platform.errors import Forbidden
-from omnicommerce.platform.web import Page, ReadUoW, current_principal, page_of
+from omnicommerce.platform.web import Page, ReadUoW, Route, current_principal, page_of
 
-router = APIRouter(prefix="/me", tags=["me"])
+router = APIRouter(prefix="/me", tags=["me"], route_class=Route)
 
 
 class CustomerTokenRequired(Forbidden):

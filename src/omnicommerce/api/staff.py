@@ -43,12 +43,13 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
+    Route,
     UoW,
     current_principal,
     require,
 )
 
-router = APIRouter(prefix="/staff", tags=["staff"])
+router = APIRouter(prefix="/staff", tags=["staff"], route_class=Route)
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 StaffId = Annotated[str, Path(max_length=40)]
 

@@ -39,9 +39,9 @@ from omnicommerce.platform.channels import UnknownChannel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import problem_schema
 from omnicommerce.platform.money import CurrencyMismatch
-from omnicommerce.platform.web import AppSettings, IdempotencyKey, ReadUoW, UoW, model_json, require
+from omnicommerce.platform.web import AppSettings, IdempotencyKey, ReadUoW, Route, UoW, model_json, require
 
-router = APIRouter(prefix="/carts", tags=["carts"])
+router = APIRouter(prefix="/carts", tags=["carts"], route_class=Route)
 
 CartsRead = Annotated[Principal, Depends(require(Scope.CARTS_READ))]
 CartsWrite = Annotated[Principal, Depends(require(Scope.CARTS_WRITE))]

@@ -29,9 +29,9 @@ from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.channels import ChannelMismatch
 from omnicommerce.platform.errors import problem_schema
 from omnicommerce.platform.idempotency import IdempotencyConflict
-from omnicommerce.platform.web import BadCursor, IdempotencyKey, Page, ReadUoW, UoW, require
+from omnicommerce.platform.web import BadCursor, IdempotencyKey, Page, ReadUoW, Route, UoW, require
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], route_class=Route)
 
 CatalogRead = Annotated[Principal, Depends(require(Scope.CATALOG_READ))]
 CatalogWrite = Annotated[Principal, Depends(require(Scope.CATALOG_WRITE))]

@@ -45,9 +45,9 @@ from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.channels import ChannelMismatch, ChannelRequired, UnknownChannel
 from omnicommerce.platform.errors import Forbidden, Unauthorized, problem_schema
 from omnicommerce.platform.idempotency import IdempotencyConflict
-from omnicommerce.platform.web import BadCursor, IdempotencyKey, Page, ReadUoW, UoW, require
+from omnicommerce.platform.web import BadCursor, IdempotencyKey, Page, ReadUoW, Route, UoW, require
 
-router = APIRouter(tags=["customers"])
+router = APIRouter(tags=["customers"], route_class=Route)
 
 CustomersRead = Annotated[Principal, Depends(require(Scope.CUSTOMERS_READ))]
 CustomersWrite = Annotated[Principal, Depends(require(Scope.CUSTOMERS_WRITE))]

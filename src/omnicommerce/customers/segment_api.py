@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
-from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from omnicommerce.customers import ingestion
@@ -27,7 +26,7 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database
 from omnicommerce.platform.errors import Forbidden, Unauthorized, problem_schema
 from omnicommerce.platform.limits import BodyTooLarge
-from omnicommerce.platform.web import UoW
+from omnicommerce.platform.web import Route, UoW
 
 
 class _GzipRequest(Request):
@@ -59,7 +58,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     return body
 
 
-class _GzipRoute(APIRoute):
+class _GzipRoute(Route):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 

@@ -49,6 +49,7 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
+    Route,
     UoW,
     current_principal,
     decode_cursor,
@@ -57,7 +58,7 @@ from omnicommerce.platform.web import (
     require,
 )
 
-router = APIRouter(tags=["engagement"])
+router = APIRouter(tags=["engagement"], route_class=Route)
 
 EngagementWrite = Annotated[Principal, Depends(require(Scope.ENGAGEMENT_WRITE))]
 CasesWrite = Annotated[Principal, Depends(require(Scope.CASES_WRITE))]
@@ -88,7 +89,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 AUTH = (Unauthorized, Forbidden)
 
 
-def message_provider() -> Provider:
+async def message_provider() -> Provider:
     """The process's message provider (``log`` unless another was installed)."""
     return providers.current()
 

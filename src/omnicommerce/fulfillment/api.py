@@ -73,6 +73,7 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
+    Route,
     UoW,
     current_principal,
     model_json,
@@ -81,7 +82,7 @@ from omnicommerce.platform.web import (
 )
 from omnicommerce.pricing.domain import NoPrice, UnknownSku
 
-router = APIRouter(tags=["fulfillment"])
+router = APIRouter(tags=["fulfillment"], route_class=Route)
 
 
 def customer_or(scope: str) -> Callable[..., Awaitable[Principal]]:

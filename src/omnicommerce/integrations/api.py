@@ -32,6 +32,7 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
+    Route,
     UoW,
     decode_cursor,
     model_json,
@@ -39,7 +40,7 @@ from omnicommerce.platform.web import (
     require,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=Route)
 
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 Limit = Annotated[int, Query(ge=1, le=500)]

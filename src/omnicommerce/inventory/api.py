@@ -41,13 +41,14 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
+    Route,
     UoW,
     decode_cursor,
     page_of,
     require,
 )
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(tags=["inventory"], route_class=Route)
 
 InventoryRead = Annotated[Principal, Depends(require(Scope.INVENTORY_READ))]
 InventoryWrite = Annotated[Principal, Depends(require(Scope.INVENTORY_WRITE))]

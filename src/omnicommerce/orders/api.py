@@ -36,13 +36,14 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
+    Route,
     get_db,
     model_json,
     page_of,
     require,
 )
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], route_class=Route)
 
 CartsWrite = Annotated[Principal, Depends(require(Scope.CARTS_WRITE))]
 OrdersRead = Annotated[Principal, Depends(require(Scope.ORDERS_READ))]
@@ -50,7 +51,9 @@ OrdersWrite = Annotated[Principal, Depends(require(Scope.ORDERS_WRITE))]
 Db = Annotated[Database, Depends(get_db)]
 
 
-def get_provider(request: Request) -> PaymentProvider:
+async def get_provider(request: Request) -> PaymentProvider:
+    """Async as every dependency without I/O (see ``platform.web``): a plain ``def`` would cost a
+    thread-pool hop per request."""
     return provider_for(request.app.state.db)
 
 

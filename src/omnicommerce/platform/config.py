@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         description="Run the outbox relay and the webhook dispatcher inside each API process (turn off "
         "when `omni relay` / `omni worker` run as processes of their own)",
     )
+    api_inline_handlers: bool = Field(
+        default=False,
+        description="Run route handlers on each API process's event loop, one request at a time per "
+        "process, instead of in a thread pool: less CPU per request. Run more workers than cores "
+        "(`omni serve --workers`, PostgreSQL); see docs/deploy.md",
+    )
     nats_duplicate_window_seconds: float = Field(
         default=600, gt=0, description="JetStream de-duplication window (Nats-Msg-Id = event id)"
     )

@@ -15,7 +15,7 @@ from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import problem_schema
 from omnicommerce.platform.idempotency import IdempotencyConflict
 from omnicommerce.platform.money import CurrencyMismatch, UnsupportedCurrency
-from omnicommerce.platform.web import BadCursor, IdempotencyKey, Page, ReadUoW, UoW, require
+from omnicommerce.platform.web import BadCursor, IdempotencyKey, Page, ReadUoW, Route, UoW, require
 from omnicommerce.pricing import service
 from omnicommerce.pricing.domain import (
     BadLine,
@@ -41,7 +41,7 @@ from omnicommerce.pricing.schemas import (
     SkuPrices,
 )
 
-router = APIRouter(tags=["pricing"])
+router = APIRouter(tags=["pricing"], route_class=Route)
 
 PricesRead = Annotated[Principal, Depends(require(Scope.PRICES_READ))]
 PricesWrite = Annotated[Principal, Depends(require(Scope.PRICES_WRITE))]

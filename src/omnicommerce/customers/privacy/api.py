@@ -20,9 +20,9 @@ from omnicommerce.customers.schemas import ConsentOut
 from omnicommerce.platform.auth import Principal, Scope
 from omnicommerce.platform.errors import Forbidden, Unauthorized, problem_schema
 from omnicommerce.platform.idempotency import IdempotencyConflict
-from omnicommerce.platform.web import IdempotencyKey, ReadUoW, UoW, model_json, require
+from omnicommerce.platform.web import IdempotencyKey, ReadUoW, Route, UoW, model_json, require
 
-router = APIRouter(prefix="/privacy", tags=["privacy"])
+router = APIRouter(prefix="/privacy", tags=["privacy"], route_class=Route)
 
 PrivacyWrite = Annotated[Principal, Depends(require(Scope.PRIVACY_WRITE))]
 CustomerId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]

@@ -26,6 +26,7 @@ from omnicommerce.platform.web import (
     IdempotencyKey,
     Page,
     ReadUoW,
+    Route,
     UoW,
     decode_cursor,
     model_json,
@@ -33,7 +34,7 @@ from omnicommerce.platform.web import (
     require,
 )
 
-router = APIRouter(prefix="/segments", tags=["segments"])
+router = APIRouter(prefix="/segments", tags=["segments"], route_class=Route)
 
 SegmentsRead = Annotated[Principal, Depends(require(Scope.SEGMENTS_READ))]
 SegmentsWrite = Annotated[Principal, Depends(require(Scope.SEGMENTS_WRITE))]
