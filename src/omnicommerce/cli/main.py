@@ -187,6 +187,7 @@ def serve(
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        http=serving.OneWritePerAnswer,
     )
 
 

@@ -12,6 +12,7 @@ SIGINT/SIGTERM, and a worker whose supervisor is gone stops by itself, so no orp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -22,6 +23,9 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any, cast
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("omnicommerce.serve")
 
@@ -94,8 +98,48 @@ def run_worker(host: str, port: int, log_level: str, supervisor: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     threading.Thread(target=_exit_with, args=(supervisor,), name="omni-supervisor-watch", daemon=True).start()
-    config = uvicorn.Config(APP, factory=True, log_level=log_level, access_log=False)
+    config = uvicorn.Config(APP, factory=True, log_level=log_level, access_log=False, http=OneWritePerAnswer)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+class OneWritePerAnswer(HttpToolsProtocol):
+    """Uvicorn's httptools protocol, sending each answer in one write.
+
+    Uvicorn writes a response's head as soon as the app starts it and the body when it comes:
+    two system calls and two TCP segments per answer, and a client woken twice. The connection's
+    writes made in one turn of the event loop go out together instead (a streamed body still
+    goes out chunk by chunk, as each chunk is awaited)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(cast(asyncio.Transport, _CoalescingTransport(transport, self.loop)))
+
+
+class _CoalescingTransport:
+    """A transport whose writes wait for the end of the event loop's turn and leave as one."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _exit_with(supervisor: int) -> None:

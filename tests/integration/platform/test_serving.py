@@ -3,6 +3,7 @@ and no worker outlives its supervisor."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
@@ -117,6 +118,18 @@ def test_each_worker_listens_on_a_socket_of_its_own(tmp_path: Path) -> None:
     assert len(set(sockets)) == 2, sockets
 
 
+def test_answers_small_and_large_come_whole_over_one_keep_alive_connection(tmp_path: Path) -> None:
+    """Each answer leaves in one write (``OneWritePerAnswer``); a large one still arrives whole."""
+    port = free_port()
+    with omni_serve(tmp_path, port), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        for _ in range(3):
+            assert client.get("/healthz").json() == {"status": "ok"}
+            schema = client.get("/openapi.json")
+            assert schema.status_code == 200 and len(schema.content) > 100_000
+            assert schema.json()["info"]["title"] == "Omnicommerce API"
+            assert client.head("/healthz").status_code in (200, 405)
+
+
 def listening_socket(pid: int, port: int) -> str:
     """The kernel's identity (``socket:[inode]``) of the socket ``pid`` listens on ``port`` with."""
     [fd] = [
@@ -166,3 +179,41 @@ def test_sigterm_stops_every_worker(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
         assert not any(psutil.pid_exists(p) for p in pids) and time.monotonic() - started < 40
+
+
+def test_an_answer_leaves_in_one_write_and_nothing_is_lost_at_close() -> None:
+    """The API's HTTP protocol sends the head and body written in one turn of the event loop as
+    one write; closing sends what is pending first."""
+    from omnicommerce.cli.serving import _CoalescingTransport
+
+    class Recording:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        loop = asyncio.get_running_loop()
+        first, second = Recording(), Recording()
+        answer = _CoalescingTransport(first, loop)  # type: ignore[arg-type]
+        answer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        answer.write(b"{}")
+        assert first.writes == []  # nothing sent before the turn ends
+        await asyncio.sleep(0)
+        closing = _CoalescingTransport(second, loop)  # type: ignore[arg-type]
+        closing.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        closing.close()
+        assert second.closed
+        return first.writes, second.writes
+
+    one, closed = asyncio.run(scenario())
+    assert one == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    assert closed == [b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"]
