@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, MetaData, Table, create_engine, event
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
@@ -82,8 +82,15 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
-        connect_args={"options": GENERIC_PLANS},
+        connect_args={"options": server_options(url)},
     )
+
+
+def server_options(url: str) -> str:
+    """The libpq ``options`` for our connections: any the URL gives (``?options=-c …``), then
+    :data:`GENERIC_PLANS` (``connect_args`` replaces the URL's value rather than adding to it)."""
+    given = make_url(url).query.get("options")
+    return " ".join([*([given] if isinstance(given, str) else list(given or ())), GENERIC_PLANS])
 
 
 # psycopg prepares a statement once it has run 5 times on a connection. PostgreSQL then still
