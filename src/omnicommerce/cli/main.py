@@ -140,7 +140,12 @@ def _print_demo_summary(summary: dict[str, object]) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(help="API processes (use PostgreSQL for more than 1)")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="API processes (PostgreSQL for more than 1; 1.5 to 2 per core with OMNI_API_INLINE_HANDLERS)"
+        ),
+    ] = 1,
     with_demo: Annotated[
         bool, typer.Option("--demo", help="Load the demo retailer first if the database is empty")
     ] = False,
