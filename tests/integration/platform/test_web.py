@@ -15,6 +15,7 @@ from omnicommerce.api.app import create_app
 from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import Database
 from omnicommerce.platform.web import Route, UoW
+from tests.conftest import bearer, make_key
 
 NAME = "web-plumbing"
 
@@ -101,8 +102,6 @@ def test_what_a_request_did_not_commit_rolls_back_and_the_connection_returns(
 def test_problems_answered_by_the_api_leave_no_connection_checked_out(
     client: TestClient, db: Database
 ) -> None:
-    from tests.conftest import bearer, make_key
-
     headers = bearer(make_key(db, "carts:write", channel="web"))
     assert (
         client.post(
