@@ -89,8 +89,9 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
 def server_options(url: str) -> str:
     """The libpq ``options`` for our connections: any the URL gives (``?options=-c …``), then
     :data:`GENERIC_PLANS` (``connect_args`` replaces the URL's value rather than adding to it)."""
-    given = make_url(url).query.get("options")
-    return " ".join([*([given] if isinstance(given, str) else list(given or ())), GENERIC_PLANS])
+    given = make_url(url).query.get("options", ())  # a string, or a tuple when repeated
+    own = [given] if isinstance(given, str) else list(given)
+    return " ".join([*own, GENERIC_PLANS])
 
 
 # psycopg prepares a statement once it has run 5 times on a connection. PostgreSQL then still

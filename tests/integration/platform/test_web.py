@@ -10,6 +10,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from omnicommerce.api.app import create_app
 from omnicommerce.platform.config import Settings
@@ -55,8 +56,8 @@ def _probe_router() -> APIRouter:
     return router
 
 
-def _write(conn: object) -> None:
-    conn.execute(  # type: ignore[attr-defined]
+def _write(conn: Connection) -> None:
+    conn.execute(
         text("INSERT INTO channels (id, name, kind, currency) VALUES (:id, :name, 'online', 'USD')"),
         {"id": NAME, "name": NAME},
     )
