@@ -77,12 +77,14 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     # No pre-ping: it costs a round trip per checkout. A connection that died with the server is
     # detected when used; SQLAlchemy then invalidates the pool, the request answers 503 (nothing was
     # committed) and the next one reconnects.
+    # psycopg prepares nothing itself (``prepare_threshold``): the hot statements are prepared by
+    # platform.wire, and psycopg would drop those with its own at every rollback (DEALLOCATE ALL).
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
-        connect_args={"options": server_options(url)},
+        connect_args={"options": server_options(url), "prepare_threshold": None},
     )
 
 
@@ -94,14 +96,13 @@ def server_options(url: str) -> str:
     return " ".join([*own, GENERIC_PLANS])
 
 
-# psycopg prepares a statement once it has run 5 times on a connection. PostgreSQL then still
+# platform.wire prepares each hot statement on a connection the first time. PostgreSQL then still
 # plans it afresh for each execution while it guesses that a plan for the actual values beats
 # the generic one, and for statements over ``unnest`` of array parameters it always guesses so
 # (it assumes 100 elements where there are a handful): the stock reservation was re-planned on
-# every call, 0.45 ms of server CPU each time. The statements run often enough to be prepared are
-# short key lookups and writes, for which one generic plan is right; a query whose best plan
-# depends on its values (a report over a skewed column) would want its own, and none runs that
-# often.
+# every call, 0.45 ms of server CPU each time. The statements prepared are the hot ones: short
+# key lookups and writes, for which one generic plan is right; a query whose best plan depends on
+# its values (a report over a skewed column) would want its own, and none is prepared.
 GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
 
 
@@ -210,8 +211,8 @@ class UnitOfWork:
         from omnicommerce.platform.outbox import write_events
 
         had_events = bool(self._events)
-        if had_events:
-            write_events(self.conn, self._events)
+        if had_events:  # on PostgreSQL the events' INSERT carries the COMMIT: one round trip
+            write_events(self.conn, self._events, ends_transaction=True)
         if self._conn is not None:
             self._conn.commit()
         self._events.clear()

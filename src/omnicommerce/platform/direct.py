@@ -27,11 +27,14 @@ from typing import Any, cast
 
 import psycopg
 from psycopg.pq import ExecStatus
+from psycopg.pq.abc import PGresult
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, ValuesBase
+
+from omnicommerce.platform.wire import Wire
 
 Params = Mapping[str, Any]
 TUPLES_OK = ExecStatus.TUPLES_OK
@@ -89,23 +92,33 @@ _PLANS: dict[tuple[int, tuple[str, ...], int], tuple[Executable, _Plan]] = {}
 _MAX_PLANS = 2_000  # far above the hot statements; reaching it means a per-call statement came here
 
 
-def execute(conn: Connection, stmt: Executable, params: Params | Sequence[Params] | None = None) -> Any:
-    """``conn.execute(stmt, params)``, straight to psycopg on PostgreSQL (see the module's doc).
+def execute(
+    conn: Connection,
+    stmt: Executable,
+    params: Params | Sequence[Params] | None = None,
+    *,
+    ends_transaction: bool = False,
+) -> Any:
+    """``conn.execute(stmt, params)``, straight to libpq on PostgreSQL (see the module's doc).
     Several parameter sets for an INSERT are sent as one multi-row INSERT, compiled once per
-    number of rows (up to :data:`MAX_ROWS`; more, or other statements, go through SQLAlchemy)."""
+    number of rows (up to :data:`MAX_ROWS`; more, or other statements, go through SQLAlchemy).
+
+    ``ends_transaction``: the caller commits right after this statement. On PostgreSQL the
+    ``COMMIT`` then goes with the statement, in the same round trip, and the caller's
+    ``conn.commit()`` finds nothing left to send; elsewhere that commit does the work."""
     if params is not None and not isinstance(params, Mapping):
         if len(params) == 1:
             params = params[0]
         elif conn.dialect.name == "postgresql" and _fits_rows(stmt, params):
             plan = _plan_for(conn, stmt, params[0], rows=len(params))
-            return _run(conn, plan, plan.args(_numbered(params)))
+            return _run(conn, plan, plan.args(_numbered(params)), ends_transaction=ends_transaction)
         else:
             return conn.execute(stmt, list(params))
     if conn.dialect.name != "postgresql":
         return conn.execute(stmt, params)
     given: Params = params or {}
     plan = _plan_for(conn, stmt, given)
-    return _run(conn, plan, plan.args(given))
+    return _run(conn, plan, plan.args(given), ends_transaction=ends_transaction)
 
 
 MAX_ROWS = 20  # rows of a multi-row INSERT compiled once; events per transaction stay below it
@@ -171,24 +184,31 @@ def _row_type(names: list[str]) -> Callable[[Sequence[Any]], Any]:
     return cast(Any, namedtuple("Row", names, rename=True))._make
 
 
-def _run(conn: Connection, plan: _Plan, args: dict[str, Any]) -> Result:
+def _run(conn: Connection, plan: _Plan, args: dict[str, Any], *, ends_transaction: bool = False) -> Result:
     sql = plan.sql
     if plan.expanding is not None:
         sql, args = _expand(plan, plan.expanding, args)
+    dbapi, wire = _wire(conn)
     cursor = _cursor(conn)
     _announce(conn, cursor, sql, args)
     try:
-        cursor.execute(sql, args)
-        returned = cursor.pgresult is not None and cursor.pgresult.status == TUPLES_OK
-        rows = cursor.fetchall() if returned else []
-        rowcount = cursor.rowcount
-        if returned and plan.processors is None:
-            _learn(conn, plan, cursor)
+        result = wire.run(dbapi, sql, args, then_commit=ends_transaction)
     except psycopg.Error as exc:
-        _forget_cursor(conn)
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)
         raise  # not reached: the handler raises SQLAlchemy's translation
-    return Result(_shape(plan, rows), rowcount)
+    if result.status != TUPLES_OK:
+        return Result([], _rowcount(result))
+    if plan.processors is None:
+        _learn(conn, plan, result)
+    assert plan.row is not None
+    make_row = plan.row if not plan.processors else tuple
+    rows = wire.rows(result, make_row)
+    return Result(_shape(plan, rows) if plan.processors else rows, _rowcount(result))
+
+
+def _rowcount(result: PGresult) -> int:
+    count = result.command_tuples
+    return -1 if count is None else count
 
 
 def _expand(plan: _Plan, compiled: SQLCompiler, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -211,35 +231,36 @@ def _expand(plan: _Plan, compiled: SQLCompiler, args: dict[str, Any]) -> tuple[s
     return sql, flat
 
 
-def _learn(conn: Connection, plan: _Plan, cursor: Any) -> None:
+def _learn(conn: Connection, plan: _Plan, result: PGresult) -> None:
     """What only the first result tells: the driver's type codes (for result processing) and,
     for SQL text, the column names."""
-    description = cursor.description or ()
     if plan.row is None:
-        plan.row = _row_type([c.name for c in description])
+        plan.row = _row_type([(result.fname(i) or b"").decode() for i in range(result.nfields)])
     dialect = conn.dialect
     found = []
-    for i, (type_, column) in enumerate(zip(plan.types, description, strict=False)):
-        processor = type_.dialect_impl(dialect).result_processor(dialect, column.type_code)
+    for i, type_ in enumerate(plan.types[: result.nfields]):
+        processor = type_.dialect_impl(dialect).result_processor(dialect, result.ftype(i))
         if processor is not None:
             found.append((i, processor))
     plan.processors = tuple(found)
 
 
 def _shape(plan: _Plan, rows: list[Any]) -> list[Any]:
-    if not rows or plan.row is None:
-        return rows
-    if plan.processors:
-        rows = [list(r) for r in rows]
-        for r in rows:
-            for i, processor in plan.processors:
-                r[i] = processor(r[i])
-    return [plan.row(r) for r in rows]
+    """Rows loaded as tuples, with the columns' result processing applied, as named rows."""
+    assert plan.row is not None and plan.processors
+    shaped = []
+    for r in rows:
+        values = list(r)
+        for i, processor in plan.processors:
+            values[i] = processor(values[i])
+        shaped.append(plan.row(values))
+    return shaped
 
 
 def _cursor(conn: Connection) -> Any:
-    """One cursor per driver connection, reused (its results are always fetched at once). It
-    lives in the pool record's ``info``, which goes with the connection when that is closed."""
+    """The driver connection's cursor, which statement listeners are given (statements here do
+    not run through it). It lives in the pool record's ``info``, which goes with the connection
+    when that is closed."""
     pooled = conn.connection
     cursor = pooled.info.get(_CURSOR)
     if cursor is None or cursor.closed:
@@ -247,11 +268,17 @@ def _cursor(conn: Connection) -> Any:
     return cursor
 
 
-def _forget_cursor(conn: Connection) -> None:
-    conn.connection.info.pop(_CURSOR, None)
-
-
 _CURSOR = "omnicommerce.direct.cursor"
+_WIRE = "omnicommerce.direct.wire"
+
+
+def _wire(conn: Connection) -> tuple[psycopg.Connection[Any], Wire]:
+    pooled = conn.connection
+    dbapi = cast(psycopg.Connection[Any], pooled.dbapi_connection)
+    wire: Wire | None = pooled.info.get(_WIRE)
+    if wire is None or wire.pgconn is not dbapi.pgconn:
+        wire = pooled.info[_WIRE] = Wire(dbapi)
+    return dbapi, wire
 
 
 def _announce(conn: Connection, cursor: Any, sql: str, args: Any) -> None:

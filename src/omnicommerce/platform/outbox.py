@@ -87,8 +87,9 @@ processed_events = Table(
 _INSERT_EVENTS = insert(outbox)  # built once; the rows come as execute parameters
 
 
-def write_events(conn: Connection, events: Sequence[Event]) -> None:
-    """One multi-row INSERT for all events of a transaction."""
+def write_events(conn: Connection, events: Sequence[Event], *, ends_transaction: bool = False) -> None:
+    """One multi-row INSERT for all events of a transaction (``ends_transaction``: the caller
+    commits right after; see :func:`omnicommerce.platform.direct.execute`)."""
     direct.execute(
         conn,
         _INSERT_EVENTS,
@@ -103,6 +104,7 @@ def write_events(conn: Connection, events: Sequence[Event]) -> None:
             }
             for e in events
         ],
+        ends_transaction=ends_transaction,
     )
 
 
