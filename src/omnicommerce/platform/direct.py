@@ -1,13 +1,15 @@
-"""Hot statements sent straight to psycopg, compiled once.
+"""Hot statements sent straight to libpq, compiled once.
 
 SQLAlchemy Core costs tens of microseconds per ``Connection.execute`` on top of the driver: the
 cache-key walk, the execution context, and a result built from ``cursor.description`` (which
 psycopg materialises column by column on every statement). A checkout runs two dozen statements,
 so on PostgreSQL the statements on that path go through :func:`execute` instead: each is
 compiled once by SQLAlchemy (per set of parameter names, which decide an INSERT's columns and an
-UPDATE's ``SET``), then sent with psycopg on the connection's own transaction; rows come back as
-named tuples built from the compiled statement's columns, with the column types' result
-processing (:class:`~omnicommerce.platform.db.UTCDateTime`) applied.
+UPDATE's ``SET``), then sent by :mod:`omnicommerce.platform.wire` on the connection's own
+transaction (prepared once per connection, with the transaction's BEGIN, and COMMIT when asked,
+in the same round trip); rows come back as named tuples built from the compiled statement's
+columns, with the column types' result processing (:class:`~omnicommerce.platform.db.UTCDateTime`)
+applied.
 
 Everything else stays as SQLAlchemy does it: errors are translated (``IntegrityError``,
 ``OperationalError``, disconnects invalidate the pool) and ``before_cursor_execute`` listeners
