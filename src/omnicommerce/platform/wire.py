@@ -60,6 +60,9 @@ class Wire:
         mode begins its transaction first if none is open, and ends it after the statement when
         ``then_commit``."""
         then_commit = then_commit and not dbapi.autocommit
+        if self.pgconn.pipeline_status:  # never left so by this module; refuse rather than hang
+            _abandon_pipeline(dbapi)
+            raise psycopg.OperationalError("the connection was left in pipeline mode")
         query, names = _dollar_form(sql)
         tx = self.transformer
         params = tx.dump_sequence([args[name] for name in names], _auto(len(names)))
@@ -105,10 +108,10 @@ class Wire:
                 pgconn.send_query_params(COMMIT, None)
             pgconn.pipeline_sync()
             results = dbapi.wait(_pipeline_results(pgconn, commands))
+            pgconn.exit_pipeline_mode()
         except BaseException:
             _abandon_pipeline(dbapi)
             raise
-        pgconn.exit_pipeline_mode()
         failed = next((r for r in results if r.status == FATAL_ERROR), None)
         if to_prepare and results[len(before)].status == COMMAND_OK:
             self._prepared[(query, types)] = name
@@ -144,8 +147,10 @@ def _pipeline_results(pgconn: PGconn, commands: int) -> Any:
 
 
 def _abandon_pipeline(dbapi: psycopg.Connection[Any]) -> None:
-    """After a failure part way (the connection dropped, an interrupt): leave pipeline mode, or
-    close a connection that cannot leave it, which the pool then replaces."""
+    """After a failure part way (the connection dropped, an interrupt, results left unread):
+    leave pipeline mode, or close a connection that cannot leave it, which the pool then
+    replaces. A connection left in pipeline mode would hang its next user: its commands would
+    wait for a sync that never comes."""
     try:
         dbapi.pgconn.exit_pipeline_mode()
     except psycopg.Error:
