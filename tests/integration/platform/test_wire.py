@@ -170,3 +170,17 @@ def test_placeholders_become_numbered_parameters(sql: str, query: bytes, names: 
 def test_a_lone_percent_is_refused() -> None:
     with pytest.raises(ValueError, match="lone %"):
         _dollar_form("SELECT %s")
+
+
+def test_a_connection_left_in_pipeline_mode_is_refused_and_never_hangs(empty: Database) -> None:
+    """A connection in pipeline mode with a command queued would wait forever for a sync; the
+    wire refuses it and closes it, and SQLAlchemy's pool replaces it."""
+    with empty.engine.connect() as conn:
+        dbapi = _dbapi(conn)
+        dbapi.pgconn.enter_pipeline_mode()
+        dbapi.pgconn.send_query_params(b"SELECT 1", None)
+        with pytest.raises(Exception, match="pipeline mode"):
+            direct.execute(conn, BY_ID, {"id": 1})
+        assert dbapi.closed
+    with empty.engine.connect() as conn:  # the pool hands out a working connection again
+        assert direct.execute(conn, BY_ID, {"id": 1}).first() is None
