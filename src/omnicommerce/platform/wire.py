@@ -15,8 +15,12 @@ This uses libpq's pipeline mode for those few commands, then leaves it: the conn
 ordinary psycopg connection before and after, whose own ``commit`` and ``rollback`` see the
 transaction status the server reports (a ``commit`` after a statement that committed sends
 nothing). Statements are named ``omni_<n>`` per connection, apart from psycopg's own ``_pg3_<n>``;
-like psycopg's prepared statements, they need session-level connections (no transaction-mode
-pooler in front of PostgreSQL).
+prepared statements need session-level connections, or pgbouncer 1.21+ with
+``max_prepared_statements`` set (docs/deploy.md).
+
+Beside the public ``psycopg.pq`` and ``psycopg.adapt.Transformer``, this drives psycopg's
+generators with ``Connection.wait`` as psycopg's cursors do, so pyproject.toml keeps psycopg to one
+minor version.
 """
 
 from __future__ import annotations
