@@ -191,12 +191,11 @@ def _run(conn: Connection, plan: _Plan, args: dict[str, Any], *, ends_transactio
     if plan.expanding is not None:
         sql, args = _expand(plan, plan.expanding, args)
     dbapi, wire = _wire(conn)
-    cursor = _cursor(conn)
-    _announce(conn, cursor, sql, args)
+    _announce(conn, sql, args)
     try:
-        result = wire.run(dbapi, sql, args, then_commit=ends_transaction)
+        result = wire.run(dbapi, sql, args, ends_transaction=ends_transaction)
     except psycopg.Error as exc:
-        conn._handle_dbapi_exception(exc, sql, args, cursor, None)
+        conn._handle_dbapi_exception(exc, sql, args, None, None)
         raise  # not reached: the handler raises SQLAlchemy's translation
     if result.status != TUPLES_OK:
         return Result([], _rowcount(result))
@@ -283,7 +282,7 @@ def _wire(conn: Connection) -> tuple[psycopg.Connection[Any], Wire]:
     return dbapi, wire
 
 
-def _announce(conn: Connection, cursor: Any, sql: str, args: Any) -> None:
+def _announce(conn: Connection, sql: str, args: Any) -> None:
     """Let ``before_cursor_execute`` listeners (statement counters) see the statement."""
     if conn._has_events or conn.engine._has_events:
-        conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
+        conn.dispatch.before_cursor_execute(conn, _cursor(conn), sql, args, None, False)

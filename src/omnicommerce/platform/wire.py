@@ -19,8 +19,9 @@ prepared statements need session-level connections, or pgbouncer 1.21+ with
 ``max_prepared_statements`` set (docs/deploy.md).
 
 Beside the public ``psycopg.pq`` and ``psycopg.adapt.Transformer``, this drives psycopg's
-generators with ``Connection.wait`` as psycopg's cursors do, so pyproject.toml keeps psycopg to one
-minor version.
+generators with ``Connection.wait`` as psycopg's cursors do, and asks the connection for the
+BEGIN psycopg would send (``_get_tx_start_command``), so pyproject.toml keeps psycopg to one minor
+version.
 """
 
 from __future__ import annotations
@@ -57,13 +58,18 @@ class Wire:
         self._names = itertools.count()
 
     def run(
-        self, dbapi: psycopg.Connection[Any], sql: str, args: Mapping[str, Any], *, then_commit: bool = False
+        self,
+        dbapi: psycopg.Connection[Any],
+        sql: str,
+        args: Mapping[str, Any],
+        *,
+        ends_transaction: bool = False,
     ) -> PGresult:
         """Run ``sql`` (pyformat placeholders, as SQLAlchemy compiles for psycopg) with ``args``;
         its result, or the psycopg error the server answered. A connection not in autocommit
-        mode begins its transaction first if none is open, and ends it after the statement when
-        ``then_commit``."""
-        then_commit = then_commit and not dbapi.autocommit
+        mode begins its transaction first if none is open, and commits it after the statement when
+        ``ends_transaction``."""
+        then_commit = ends_transaction and not dbapi.autocommit
         if self.pgconn.pipeline_status:  # never left so by this module; refuse rather than hang
             _abandon_pipeline(dbapi)
             raise psycopg.OperationalError("the connection was left in pipeline mode")
@@ -80,7 +86,8 @@ class Wire:
             if result.status == FATAL_ERROR:
                 raise self._failure(result, (query, types))
             return result
-        before = [] if in_transaction else [_begin_command(dbapi)]
+        # The BEGIN psycopg itself would send for this connection's settings (kept by psycopg).
+        before = [] if in_transaction else [dbapi._get_tx_start_command()]
         return self._pipelined(dbapi, before, query, types, name, params, formats, then_commit)
 
     def _pipelined(
@@ -159,18 +166,6 @@ def _abandon_pipeline(dbapi: psycopg.Connection[Any]) -> None:
         dbapi.pgconn.exit_pipeline_mode()
     except psycopg.Error:
         dbapi.close()
-
-
-def _begin_command(dbapi: psycopg.Connection[Any]) -> bytes:
-    """The BEGIN psycopg itself would send for this connection's settings."""
-    parts = [b"BEGIN"]
-    if dbapi.isolation_level is not None:
-        parts += [b"ISOLATION LEVEL", dbapi.isolation_level.name.replace("_", " ").encode()]
-    if dbapi.read_only is not None:
-        parts.append(b"READ ONLY" if dbapi.read_only else b"READ WRITE")
-    if dbapi.deferrable is not None:
-        parts.append(b"DEFERRABLE" if dbapi.deferrable else b"NOT DEFERRABLE")
-    return b" ".join(parts)
 
 
 _PLACEHOLDER = re.compile(r"%%|%\(([^)]+)\)s|%")
