@@ -17,12 +17,11 @@ from omnicommerce.customers.domain import (
     InvalidCredentials,
     InvalidEmail,
     InvalidPhone,
-    InvalidRefreshToken,
-    RefreshTokenReused,
 )
 from omnicommerce.customers.schemas import OtpStart, OtpVerify, RefreshRequest, SignIn, SignUp, TokenPair
 from omnicommerce.platform.channels import UnknownChannel
 from omnicommerce.platform.errors import problem_schema
+from omnicommerce.platform.refresh_tokens import InvalidRefreshToken, RefreshTokenReused
 from omnicommerce.platform.web import AppSettings, Route, UoW
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=Route)
@@ -71,7 +70,7 @@ def sign_in(body: SignIn, uow: UoW, settings: AppSettings) -> TokenPair:
     "/refresh",
     response_model=TokenPair,
     summary="Exchange a refresh token for new tokens",
-    responses=problem_schema(InvalidRefreshToken),
+    responses=problem_schema(InvalidRefreshToken, RefreshTokenReused),
 )
 def refresh(body: RefreshRequest, uow: UoW, settings: AppSettings) -> TokenPair:
     try:

@@ -17,17 +17,16 @@ from omnicommerce.platform.channels import UnknownChannel
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import Forbidden, problem_schema
 from omnicommerce.platform.idempotency import IdempotencyConflict
+from omnicommerce.platform.refresh_tokens import InvalidRefreshToken, RefreshTokenReused
 from omnicommerce.platform.staff import service
 from omnicommerce.platform.staff.domain import (
     InvalidStaff,
     InvalidStaffCredentials,
-    InvalidStaffRefreshToken,
     LastAdmin,
     Role,
     StaffChanged,
     StaffExists,
     StaffNotFound,
-    StaffRefreshTokenReused,
     WeakPassword,
 )
 from omnicommerce.platform.staff.schemas import (
@@ -92,12 +91,12 @@ def sign_in(body: StaffSignIn, uow: UoW, settings: AppSettings) -> StaffTokens:
     "/refresh",
     response_model=StaffTokens,
     summary="Exchange a staff refresh token for new tokens",
-    responses=problem_schema(InvalidStaffRefreshToken, StaffRefreshTokenReused),
+    responses=problem_schema(InvalidRefreshToken, RefreshTokenReused),
 )
 def refresh(body: StaffRefresh, uow: UoW, settings: AppSettings) -> StaffTokens:
     try:
         tokens = service.refresh(uow, refresh_token=body.refresh_token, settings=settings)
-    except StaffRefreshTokenReused:
+    except RefreshTokenReused:
         uow.commit()  # the family revocation must outlive the 401
         raise
     uow.commit()

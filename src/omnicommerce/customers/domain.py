@@ -39,15 +39,6 @@ class InvalidCredentials(Unauthorized):
     title = "Invalid credentials"
 
 
-class InvalidRefreshToken(Unauthorized):
-    code = "invalid-refresh-token"
-    title = "Invalid refresh token"
-
-
-class RefreshTokenReused(InvalidRefreshToken):
-    """A revoked refresh token came back: someone holds a copy, so the whole family dies."""
-
-
 class InvalidEmail(InvalidInput):
     code = "invalid-email"
     title = "Invalid email address"

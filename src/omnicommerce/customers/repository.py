@@ -46,6 +46,7 @@ from omnicommerce.customers.models import (
 )
 from omnicommerce.platform import direct
 from omnicommerce.platform.db import DIALECTS, UTCDateTime, conflict_insert
+from omnicommerce.platform.refresh_tokens import RefreshTokens
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a row of any width (Row[Any] means one column)
 
@@ -185,31 +186,7 @@ def set_password_hash(conn: Connection, customer_id: str, password_hash: str) ->
 
 # --- refresh tokens --------------------------------------------------------------------------
 
-
-def insert_refresh_token(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(refresh_tokens).values(**values))
-
-
-def refresh_token_by_hash(conn: Connection, token_hash: str) -> AnyRow | None:
-    return conn.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)).first()
-
-
-def claim_refresh_token(conn: Connection, token_id: str, *, replaced_by: str, now: datetime) -> bool:
-    """Revoke one live token; False if a concurrent refresh got there first (conditional UPDATE)."""
-    res = conn.execute(
-        update(refresh_tokens)
-        .where(refresh_tokens.c.id == token_id, refresh_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now, replaced_by=replaced_by)
-    )
-    return res.rowcount == 1
-
-
-def revoke_family(conn: Connection, family_id: str, *, now: datetime) -> None:
-    conn.execute(
-        update(refresh_tokens)
-        .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+REFRESH_TOKENS = RefreshTokens(refresh_tokens, id_prefix="rft", secret_prefix="omr_")
 
 
 # --- one-time codes --------------------------------------------------------------------------

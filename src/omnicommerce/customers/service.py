@@ -17,8 +17,6 @@ from omnicommerce.customers.domain import (
     CustomerExists,
     CustomerNotFound,
     InvalidCredentials,
-    InvalidRefreshToken,
-    RefreshTokenReused,
     normalize_contact,
     normalize_email,
     normalize_phone,
@@ -40,6 +38,7 @@ from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import InvalidInput
 from omnicommerce.platform.ids import new_id
 from omnicommerce.platform.passwords import hash_password, needs_rehash, verify_password
+from omnicommerce.platform.refresh_tokens import Spent
 from omnicommerce.platform.web import Page, decode_cursor, page_of
 
 SYSTEM_CREATOR = "system"
@@ -323,51 +322,20 @@ def sign_in(
 
 
 def refresh(uow: UnitOfWork, *, refresh_token: str, settings: Settings) -> TokenPair:
-    """Rotate: the presented token is revoked and replaced. A revoked one coming back means a copy
-    exists, so the whole family is revoked and :class:`RefreshTokenReused` raised — the caller must
-    commit before re-raising it, or the revocation is lost with the rollback."""
-    now = clock.now()
-    row = repo.refresh_token_by_hash(uow.conn, _sha256(refresh_token))
-    if row is None:
-        raise InvalidRefreshToken("unknown refresh token; sign in again")
-    if row.revoked_at is not None:
-        repo.revoke_family(uow.conn, row.family_id, now=now)
-        raise RefreshTokenReused("refresh token already used; every session from that sign-in is revoked")
-    if row.expires_at <= now:
-        raise InvalidRefreshToken("refresh token expired; sign in again")
-    new_token_id = new_id("rft")
-    if not repo.claim_refresh_token(uow.conn, row.id, replaced_by=new_token_id, now=now):
-        # A concurrent refresh used it a moment ago: the same token twice is reuse, whoever is first.
-        repo.revoke_family(uow.conn, row.family_id, now=now)
-        raise RefreshTokenReused("refresh token already used; every session from that sign-in is revoked")
-    return _issue_tokens(
-        uow, row.customer_id, row.channel, settings, family_id=row.family_id, token_id=new_token_id
-    )
+    """Rotate (see :mod:`omnicommerce.platform.refresh_tokens`). On :class:`RefreshTokenReused`
+    the caller must commit before re-raising it, or the family's revocation is lost."""
+    spent = repo.REFRESH_TOKENS.spend(uow.conn, refresh_token)
+    return _issue_tokens(uow, spent.token.customer_id, spent.token.channel, settings, after=spent)
 
 
 def _issue_tokens(
-    uow: UnitOfWork,
-    customer_id: str,
-    channel: str,
-    settings: Settings,
-    *,
-    family_id: str | None = None,
-    token_id: str | None = None,
+    uow: UnitOfWork, customer_id: str, channel: str, settings: Settings, *, after: Spent | None = None
 ) -> TokenPair:
-    raw = "omr_" + secrets.token_urlsafe(32)
-    now = clock.now()
-    token_id = token_id or new_id("rft")
-    repo.insert_refresh_token(
+    raw = repo.REFRESH_TOKENS.issue(
         uow.conn,
-        {
-            "id": token_id,
-            "family_id": family_id or token_id,
-            "customer_id": customer_id,
-            "token_hash": _sha256(raw),
-            "channel": channel,
-            "created_at": now,
-            "expires_at": now + timedelta(seconds=settings.refresh_token_ttl_seconds),
-        },
+        owner={"customer_id": customer_id, "channel": channel},
+        ttl_seconds=settings.refresh_token_ttl_seconds,
+        after=after,
     )
     access = issue_access_token(
         settings.secret_key,
@@ -495,10 +463,6 @@ def _to_customer(row: repo.AnyRow) -> Customer:
         has_password=bool(row.has_password),
         version=row.version,
     )
-
-
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _otp_hash(settings: Settings, otp_id: str, code: str) -> str:

@@ -221,7 +221,7 @@ def test_refresh_rotation_and_reuse_over_http(client: TestClient) -> None:
     _problem(
         client.post(f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]}),
         401,
-        "invalid-refresh-token",
+        "refresh-token-reused",
     )
     # The reuse revoked the family, and that revocation was committed despite the 401.
     _problem(

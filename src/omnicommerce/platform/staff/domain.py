@@ -118,16 +118,6 @@ class InvalidStaffCredentials(Unauthorized):
     title = "Invalid credentials"
 
 
-class InvalidStaffRefreshToken(Unauthorized):
-    code = "invalid-refresh-token"
-    title = "Invalid refresh token"
-
-
-class StaffRefreshTokenReused(Unauthorized):
-    code = "refresh-token-reused"
-    title = "Refresh token reused"
-
-
 class StaffChanged(Conflict):
     code = "staff-changed"
     title = "Staff user changed meanwhile"

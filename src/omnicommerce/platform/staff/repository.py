@@ -9,10 +9,13 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.platform.db import conflict_insert
+from omnicommerce.platform.refresh_tokens import RefreshTokens
 from omnicommerce.platform.staff.models import staff_refresh_tokens as tokens
 from omnicommerce.platform.staff.models import staff_users as users
 
 AnyRow = Row[Any]
+
+REFRESH_TOKENS = RefreshTokens(tokens, id_prefix="srt", secret_prefix="omsr_")
 
 
 def insert_user(conn: Connection, values: dict[str, Any]) -> bool:
@@ -70,31 +73,6 @@ def mark_signed_in(conn: Connection, staff_id: str, *, now: datetime, password_h
     if password_hash is not None:  # argon2 parameters were raised since it was made
         values["password_hash"] = password_hash
     conn.execute(update(users).where(users.c.id == staff_id).values(**values))
-
-
-def insert_refresh_token(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(tokens.insert().values(**values))
-
-
-def refresh_token_by_hash(conn: Connection, token_hash: str) -> AnyRow | None:
-    return conn.execute(select(tokens).where(tokens.c.token_hash == token_hash)).first()
-
-
-def claim_refresh_token(conn: Connection, token_id: str, *, replaced_by: str, now: datetime) -> bool:
-    res = conn.execute(
-        update(tokens)
-        .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now, replaced_by=replaced_by)
-    )
-    return res.rowcount == 1
-
-
-def revoke_family(conn: Connection, family_id: str, *, now: datetime) -> None:
-    conn.execute(
-        update(tokens)
-        .where(tokens.c.family_id == family_id, tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
 
 
 def revoke_all(conn: Connection, staff_id: str, *, now: datetime) -> None:

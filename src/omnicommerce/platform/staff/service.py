@@ -9,7 +9,6 @@ tokens issued before it stop working: at once in this process, within
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 import time
@@ -25,19 +24,18 @@ from omnicommerce.platform.config import Settings
 from omnicommerce.platform.db import UnitOfWork
 from omnicommerce.platform.errors import Unauthorized
 from omnicommerce.platform.ids import new_id
+from omnicommerce.platform.refresh_tokens import InvalidRefreshToken, Spent
 from omnicommerce.platform.staff import repository as repo
 from omnicommerce.platform.staff.domain import (
     LOCATION_BOUND,
     ROLE_NAMES,
     InvalidStaff,
     InvalidStaffCredentials,
-    InvalidStaffRefreshToken,
     LastAdmin,
     Role,
     StaffChanged,
     StaffExists,
     StaffNotFound,
-    StaffRefreshTokenReused,
     check_binding,
     check_password,
     normalise_email,
@@ -48,7 +46,6 @@ from omnicommerce.platform.staff.schemas import Staff, StaffCreate, StaffTokens,
 from omnicommerce.platform.web import Page, decode_cursor, page_of
 
 ACCESS_PREFIX = "oms_"
-REFRESH_PREFIX = "omsr_"
 
 
 # --- accounts -----------------------------------------------------------------------------------
@@ -219,49 +216,26 @@ def sign_in(uow: UnitOfWork, *, email: str, password: str, settings: Settings) -
 
 
 def refresh(uow: UnitOfWork, *, refresh_token: str, settings: Settings) -> StaffTokens:
-    """Rotate. A used token presented again means a copy exists: its whole family is revoked and
-    :class:`StaffRefreshTokenReused` raised — the caller commits before re-raising it."""
-    now = clock.now()
-    token = repo.refresh_token_by_hash(uow.conn, _sha256(refresh_token))
-    if token is None:
-        raise InvalidStaffRefreshToken("unknown refresh token; sign in again")
-    if token.revoked_at is not None and token.replaced_by is not None:
-        repo.revoke_family(uow.conn, token.family_id, now=now)
-        raise StaffRefreshTokenReused("refresh token already used; every session of that sign-in is ended")
-    row = repo.by_id(uow.conn, token.staff_id)
-    if token.revoked_at is not None or token.expires_at <= now or row is None or not row.active:
-        raise InvalidStaffRefreshToken("refresh token expired or revoked; sign in again")
-    if row.version != token.staff_version:
-        raise InvalidStaffRefreshToken("the account changed since this sign-in; sign in again")
-    new_token_id = new_id("srt")
-    if not repo.claim_refresh_token(uow.conn, token.id, replaced_by=new_token_id, now=now):
-        repo.revoke_family(uow.conn, token.family_id, now=now)
-        raise StaffRefreshTokenReused("refresh token already used; every session of that sign-in is ended")
-    return _issue(uow, row._asdict(), settings, family_id=token.family_id, token_id=new_token_id)
+    """Rotate (see :mod:`omnicommerce.platform.refresh_tokens`). On :class:`RefreshTokenReused`
+    the caller must commit before re-raising it, or the family's revocation is lost."""
+    spent = repo.REFRESH_TOKENS.spend(uow.conn, refresh_token)
+    row = repo.by_id(uow.conn, spent.token.staff_id)
+    if row is None or not row.active:
+        raise InvalidRefreshToken("the account is disabled or gone; sign in again")
+    if row.version != spent.token.staff_version:
+        raise InvalidRefreshToken("the account changed since this sign-in; sign in again")
+    return _issue(uow, row._asdict(), settings, after=spent)
 
 
 def _issue(
-    uow: UnitOfWork,
-    user: dict[str, Any],
-    settings: Settings,
-    *,
-    family_id: str | None = None,
-    token_id: str | None = None,
+    uow: UnitOfWork, user: dict[str, Any], settings: Settings, *, after: Spent | None = None
 ) -> StaffTokens:
     now = clock.now()
-    raw_refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
-    token_id = token_id or new_id("srt")
-    repo.insert_refresh_token(
+    raw_refresh = repo.REFRESH_TOKENS.issue(
         uow.conn,
-        {
-            "id": token_id,
-            "family_id": family_id or token_id,
-            "staff_id": user["id"],
-            "token_hash": _sha256(raw_refresh),
-            "staff_version": user["version"],
-            "created_at": now,
-            "expires_at": now + timedelta(seconds=settings.staff_refresh_token_ttl_seconds),
-        },
+        owner={"staff_id": user["id"], "staff_version": user["version"]},
+        ttl_seconds=settings.staff_refresh_token_ttl_seconds,
+        after=after,
     )
     ttl = settings.staff_access_token_ttl_seconds
     claims = {
@@ -277,10 +251,6 @@ def _issue(
     }
     access = ACCESS_PREFIX + jwt.encode(claims, settings.secret_key, algorithm="HS256")
     return StaffTokens(access_token=access, refresh_token=raw_refresh, expires_in=ttl, staff=_to_staff(user))
-
-
-def _sha256(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 # --- authentication -----------------------------------------------------------------------------
