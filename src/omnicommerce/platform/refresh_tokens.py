@@ -12,7 +12,6 @@ and share the columns this module touches: ``id``, ``family_id``, ``token_hash``
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from omnicommerce.platform import clock
+from omnicommerce.platform.auth import hash_key
 from omnicommerce.platform.errors import Unauthorized
 from omnicommerce.platform.ids import new_id
 
@@ -68,7 +68,7 @@ class RefreshTokens:
             insert(self.table).values(
                 id=token_id,
                 family_id=after.token.family_id if after else token_id,
-                token_hash=_sha256(secret),
+                token_hash=hash_key(secret),
                 created_at=now,
                 expires_at=now + timedelta(seconds=ttl_seconds),
                 **owner,
@@ -83,7 +83,7 @@ class RefreshTokens:
         :class:`InvalidRefreshToken` for one unknown, expired or revoked."""
         now = clock.now()
         t = self.table
-        row = conn.execute(select(t).where(t.c.token_hash == _sha256(secret))).first()
+        row = conn.execute(select(t).where(t.c.token_hash == hash_key(secret))).first()
         if row is None:
             raise InvalidRefreshToken("unknown refresh token; sign in again")
         if row.replaced_by is not None:
@@ -110,7 +110,3 @@ class RefreshTokens:
             update(t).where(t.c.family_id == family_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
         )
         raise RefreshTokenReused("refresh token already used; every session of that sign-in is ended")
-
-
-def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
